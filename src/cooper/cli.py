@@ -1,0 +1,70 @@
+"""The ``cooper`` command: one subcommand per pipeline stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+log = logging.getLogger("cooper")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from cooper.verify import explain
+
+    response = args.response
+    if response == "-":
+        response = sys.stdin.read()
+    result = explain(response, args.reference, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        verdict = "CORRECT" if result["correct"] else "WRONG"
+        print(f"verdict:            {verdict}")
+        print(f"extracted answer:   {result['extracted_answer']!r}")
+        print(f"reference answer:   {result['reference_answer']!r}")
+        if result.get("note"):
+            print(f"note:               {result['note']}")
+    return 0 if result["correct"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cooper import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cooper",
+        description="Cooper: GRPO with a reward model that is co-optimised with the policy.",
+    )
+    parser.add_argument("--version", action="version", version=f"cooper {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "verify",
+        help="check one response against a reference with the rule-based verifier",
+        description="Rule-based verdict (math-verify under a hardened wrapper). Exit code 0 = correct, 1 = wrong.",
+    )
+    p.add_argument("--reference", "-r", required=True, help="reference answer, e.g. '18' or '\\frac{1}{3}'")
+    p.add_argument("--response", "-c", required=True, help="the completion text, or '-' to read stdin")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds before the verdict is False")
+    p.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    p.set_defaults(func=_cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

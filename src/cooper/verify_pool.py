@@ -1,0 +1,303 @@
+"""A pool of verifier worker processes with a deadline per item.
+
+Why processes: math-verify bounds its own work with ``signal.alarm``, which only works on the main
+thread of the main interpreter; called from a worker thread or an asyncio helper it raises, and
+frameworks that swallow that error score every completion 0. Here each worker is a plain child process
+(``python -m cooper.verify_pool``, not ``multiprocessing``, so it also works inside daemonic worker
+processes and never re-imports the caller's ``__main__``). Inside a worker an interval timer interrupts
+Python-level work (a soft deadline); the parent kills and replaces a worker whose item runs past the hard
+deadline (sympy can hang inside C code where no signal gets through). The caller's thread only waits on
+pipes, so it may be any thread.
+
+Protocol (JSON lines): the worker prints ``"ready"``; the parent sends ``{"items": [[i, response,
+reference], ...], "soft_timeout": s}`` to an idle worker; the worker answers one line per item,
+``[i, verdict_dict]``. A worker is given a new chunk only once it has answered the last one, so
+neither side can block on a full pipe.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 120.0
+MAX_CHUNK = 32
+
+
+class VerifierPoolError(RuntimeError):
+    """The worker processes could not be started or keep dying."""
+
+
+class _Worker:
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("OMP_NUM_THREADS", "1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cooper.verify_pool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        self.buf = b""
+        self.ready = False
+        self.pending: deque[int] = deque()  # item indices sent, not yet answered
+        self.item_started = 0.0  # when the oldest pending item began (last answer or send time)
+
+    @property
+    def fd(self) -> int:
+        return self.proc.stdout.fileno()
+
+    def send(self, chunk: list[list[Any]], soft_timeout: float) -> None:
+        line = json.dumps({"items": chunk, "soft_timeout": soft_timeout}) + "\n"
+        self.proc.stdin.write(line.encode("utf-8", "surrogatepass"))
+        self.proc.stdin.flush()
+        self.pending.extend(item[0] for item in chunk)
+        self.item_started = time.monotonic()
+
+    def read_lines(self) -> list[str] | None:
+        """Complete lines available now; None when the worker has exited."""
+        data = os.read(self.fd, 1 << 16)
+        if not data:
+            return None
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        return [ln.decode("utf-8", "surrogatepass") for ln in lines if ln]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        self.proc.wait()
+
+
+class VerifierPool:
+    """``workers`` verifier processes; :meth:`run` judges a batch with a deadline per item."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.size = max(1, workers or min(8, os.cpu_count() or 1))
+        self.pid = os.getpid()
+        self.workers: list[_Worker] = []
+        self.lock = threading.Lock()
+        self.last_item_ms: list[float] = []  # time each item of the last batch took in its worker
+        self.stats = {"items": 0, "timeouts": 0, "worker_restarts": 0, "worker_crashes": 0}
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers and wait until each has imported math-verify (about a second)."""
+        while len(self.workers) < self.size:
+            self.workers.append(_Worker())
+        self._wait_ready(self.workers)
+
+    def _wait_ready(self, workers: list[_Worker]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for w in workers:
+            while not w.ready:
+                lines = self._read_blocking(w, deadline)
+                if lines is None:
+                    raise VerifierPoolError(
+                        f"verifier worker exited at start-up (code {w.proc.poll()}); "
+                        f"try `{sys.executable} -m cooper.verify_pool` to see why"
+                    )
+                w.ready = "ready" in [json.loads(ln) for ln in lines]
+
+    @staticmethod
+    def _read_blocking(w: _Worker, deadline: float) -> list[str] | None:
+        sel = selectors.DefaultSelector()
+        sel.register(w.fd, selectors.EVENT_READ)
+        try:
+            if not sel.select(max(0.0, deadline - time.monotonic())):
+                raise VerifierPoolError(f"verifier worker not ready after {START_TIMEOUT_S:.0f} s")
+            return w.read_lines()
+        finally:
+            sel.close()
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.kill()
+        self.workers = []
+
+    def _replace(self, w: _Worker) -> _Worker:
+        w.kill()
+        new = _Worker()
+        self.workers[self.workers.index(w)] = new
+        self.stats["worker_restarts"] += 1
+        return new
+
+    # -- work ---------------------------------------------------------------------------------------
+    def run(self, responses: list[str], references: list[str], *, timeout_s: float) -> list[dict[str, Any]]:
+        """Verdict dicts (see :func:`cooper.verify.judge`) in input order."""
+        if len(responses) != len(references):
+            raise ValueError(f"{len(responses)} responses but {len(references)} references")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        from cooper.verify import MAX_RESPONSE_CHARS
+
+        n = len(responses)
+        if n == 0:
+            return []
+        items = [
+            [i, _as_text(r)[-MAX_RESPONSE_CHARS:], _as_text(g)[-MAX_RESPONSE_CHARS:]]
+            for i, (r, g) in enumerate(zip(responses, references, strict=True))
+        ]
+        with self.lock:
+            self.start()
+            return self._dispatch(items, timeout_s)
+
+    def _dispatch(self, items: list[list[Any]], timeout_s: float) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        self.last_item_ms = [float(timeout_s * 1e3)] * len(items)  # a killed item took its deadline
+        todo = deque(items)
+        by_index = {item[0]: item for item in items}
+        chunk = max(1, min(MAX_CHUNK, len(items) // (4 * self.size) or 1))
+        soft = max(0.05, 0.8 * timeout_s)
+        sel = selectors.DefaultSelector()
+        try:
+            for w in self.workers:
+                sel.register(w.fd, selectors.EVENT_READ, w)
+            done = 0
+            while done < len(items):
+                for w in self.workers:
+                    if w.ready and not w.pending and todo:
+                        w.send([todo.popleft() for _ in range(min(chunk, len(todo)))], soft)
+                now = time.monotonic()
+                busy = [w.item_started + timeout_s - now for w in self.workers if w.pending]
+                for key, _ in sel.select(max(0.0, min(busy, default=1.0))):
+                    w = key.data
+                    lines = w.read_lines()
+                    if lines is None:  # the worker died (OOM-killed, crashed): judge its item False
+                        sel.unregister(w.fd)
+                        done += self._fail_head(w, results, todo, by_index, "worker crashed")
+                        self.stats["worker_crashes"] += 1
+                        self._replace(w)
+                        self._reregister(sel)
+                        continue
+                    for line in lines:
+                        msg = json.loads(line)
+                        if msg == "ready":
+                            w.ready = True
+                            continue
+                        idx, verdict = msg
+                        self.last_item_ms[idx] = verdict.pop("ms", float("nan"))
+                        results[idx] = verdict
+                        w.pending.remove(idx)
+                        w.item_started = time.monotonic()
+                        done += 1
+                now = time.monotonic()
+                for w in list(self.workers):
+                    if w.pending and now - w.item_started > timeout_s:
+                        sel.unregister(w.fd)
+                        done += self._fail_head(w, results, todo, by_index, f"timed out after {timeout_s} s")
+                        self.stats["timeouts"] += 1
+                        self._replace(w)
+                        self._reregister(sel)
+        finally:
+            sel.close()
+        self.stats["items"] += len(items)
+        return [r for r in results if r is not None]
+
+    def _reregister(self, sel: selectors.BaseSelector) -> None:
+        registered = {key.fd for key in sel.get_map().values()}
+        for w in self.workers:
+            if w.fd not in registered:
+                sel.register(w.fd, selectors.EVENT_READ, w)
+
+    def _fail_head(self, w: _Worker, results: list, todo: deque, by_index: dict, why: str) -> int:
+        """Mark the item the worker was stuck on as wrong; requeue the rest of its chunk."""
+        head = w.pending.popleft()
+        results[head] = {"correct": False, "extracted_answer": None, "reference_answer": None, "note": why}
+        log.warning("verifier item %d %s; counted as wrong, worker replaced", head, why)
+        todo.extendleft(by_index[i] for i in reversed(w.pending))
+        w.pending.clear()
+        return 1
+
+
+def _as_text(x: object) -> str:
+    return x if isinstance(x, str) else ""
+
+
+_POOL: VerifierPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def shared_pool(workers: int | None = None) -> VerifierPool:
+    """The process-wide pool, started on first use; re-created after a fork or a size change."""
+    global _POOL
+    with _POOL_LOCK:
+        stale = _POOL is not None and (_POOL.pid != os.getpid() or (workers and workers != _POOL.size))
+        if stale:
+            if _POOL.pid == os.getpid():
+                _POOL.close()
+            _POOL = None  # after a fork the old pipes belong to the parent: leave them alone
+        if _POOL is None:
+            _POOL = VerifierPool(workers)
+        return _POOL
+
+
+@atexit.register
+def _close_shared_pool() -> None:
+    if _POOL is not None and _POOL.pid == os.getpid():
+        _POOL.close()
+
+
+# -- the worker side --------------------------------------------------------------------------------
+class _SoftTimeout(BaseException):
+    """Raised by the interval timer; a BaseException so math-verify's ``except Exception`` lets it by."""
+
+
+def _worker_main() -> None:
+    import signal
+
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="surrogatepass", buffering=1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+
+    from cooper.verify import judge
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _SoftTimeout
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    judge("The answer is $\\frac{1}{2}$", "0.5")  # warm up sympy before saying ready
+    out.write(json.dumps("ready") + "\n")
+    for line in sys.stdin:
+        msg = json.loads(line)
+        soft = float(msg["soft_timeout"])
+        for idx, response, reference in msg["items"]:
+            started = time.perf_counter()
+            try:
+                signal.setitimer(signal.ITIMER_REAL, soft)
+                verdict = judge(response, reference)
+            except _SoftTimeout:
+                verdict = {"correct": False, "extracted_answer": None, "reference_answer": None}
+                verdict["note"] = f"timed out after {soft:.2f} s"
+            except Exception as exc:  # noqa: BLE001 - any failure of one item is that item's False
+                verdict = {"correct": False, "extracted_answer": None, "reference_answer": None}
+                verdict["note"] = f"error: {type(exc).__name__}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            verdict["ms"] = round((time.perf_counter() - started) * 1e3, 4)
+            out.write(json.dumps([idx, verdict]) + "\n")
+
+
+if __name__ == "__main__":
+    _worker_main()
