@@ -113,6 +113,12 @@ CASES = [
     ("So \\boxed{44}. We may check our answer: $17\\cdot 44 = 748$, so our answer is correct.", "44", True),
     ("The answer is as follows: 3 + 4 = 7. \\boxed{7}", "7", True),
     ("Final answer: 2.5", "2.5", True),
+    # a completion that is only the answer
+    ("\\frac{1}{2}", "0.5", True),
+    ("$(1, 2]$", "(1,2]", True),
+    ("Monday", "\\text{Monday}", True),
+    ("maybe 5 or 6", "x+1", False),
+    ("x + 2", "x+1", False),
 ]
 
 

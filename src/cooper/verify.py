@@ -128,11 +128,27 @@ def extract_answer(text: str, *, last_number: bool = True) -> str | None:
         # "The answer is \boxed{5}" and "the answer is: $5$" both mean 5.
         inner = _boxed_spans(answer)
         return (inner[-1] if inner else answer).strip() or None
+    if _is_bare_answer(text):  # the whole completion is just an expression: "\frac{1}{2}", "(1, 2]"
+        return text.strip()
     if last_number and not _BOXED.search(text):  # an unclosed \boxed{ is a truncated answer, not a guess
         numbers = _NUMBER.findall(text)
         if numbers:
             return numbers[-1].replace("$", "").rstrip(",")
     return None
+
+
+def _is_bare_answer(text: str) -> bool:
+    """A short single line with no prose: one word, or math whose only words are LaTeX commands/text."""
+    s = text.strip()
+    if not s or len(s) > 200 or "\n" in s or _BOXED.search(s):
+        return False
+    if re.fullmatch(r"[A-Za-z]+|-?[\d.,]+\s*[A-Za-z]+", s):  # "Monday", "5 Robins", "13.45 years"
+        return True
+    math = re.sub(
+        r"\\(?:text|mbox|mathrm|textbf)\s*\{[^{}]*\}|\\(?:begin|end)\s*\{\w+\*?\}|\\[A-Za-z]+|\band\b", " ", s
+    )
+    # a word of 3+ letters, or a short function word ("it is 12 or 13"), means prose or a hedge
+    return not re.search(r"[A-Za-z]{3,}|\b(?:is|it|or|so|we|be|to|of|if|in|on|at|by|no)\b", math, re.I)
 
 
 def _strip_math_delims(s: str) -> str:
