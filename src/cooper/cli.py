@@ -1,13 +1,21 @@
-"""The ``cooper`` command: one subcommand per pipeline stage."""
+"""The ``cooper`` command: one subcommand per pipeline stage.
+
+Each pipeline module defines ``register(subparsers)``, which adds its parser and sets ``func``; the
+modules keep their heavy imports inside functions, so ``cooper --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 
 log = logging.getLogger("cooper")
+
+# Modules that add subcommands, in the order `cooper --help` lists them.
+SUBCOMMAND_MODULES: list[str] = []
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -29,17 +37,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result["correct"] else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from cooper import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="cooper",
-        description="Cooper: GRPO with a reward model that is co-optimised with the policy.",
-    )
-    parser.add_argument("--version", action="version", version=f"cooper {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def _register_verify(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "verify",
         help="check one response against a reference with the rule-based verifier",
@@ -50,6 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds before the verdict is False")
     p.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     p.set_defaults(func=_cmd_verify)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cooper import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cooper",
+        description="Cooper: GRPO with a reward model that is co-optimised with the policy.",
+    )
+    parser.add_argument("--version", action="version", version=f"cooper {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _register_verify(sub)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -1,0 +1,84 @@
+"""Small file helpers shared by the pipelines: atomic writes and append-only, resumable jsonl."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+class JsonlAppender:
+    """Append-only jsonl keyed by a field, for runs that resume without redoing finished rows.
+
+    Opening reads the ids already written; a torn last line (a crash mid-write) is dropped and the file
+    truncated to its last complete line. Each :meth:`write` is flushed, so a kill loses at most the row
+    being written.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, key: str = "id", resume: bool = True) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.done: set[str] = set()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and self.path.exists():
+            self._recover()
+        elif not resume:
+            self.path.write_text("", encoding="utf-8")
+        self._f = self.path.open("a", encoding="utf-8")
+
+    def _recover(self) -> None:
+        data = self.path.read_bytes()
+        good = data[: data.rfind(b"\n") + 1]  # drop a torn last line
+        if len(good) != len(data):
+            with self.path.open("r+b") as f:
+                f.truncate(len(good))
+        for line in good.decode("utf-8").splitlines():
+            if line.strip():
+                self.done.add(str(json.loads(line)[self.key]))
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._f.flush()
+        self.done.add(str(row[self.key]))
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> Path:
+    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
