@@ -27,7 +27,7 @@ StrPath = str | os.PathLike[str]
 DATA_DIR_ENV = "COOPER_DATA_DIR"
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".parquet")
 # Row keys that must hold text; numbers are accepted (and converted) for the ones in _NUMBER_OK.
-_TEXT_KEYS = ("id", "question", "reference", "solution")
+_TEXT_KEYS = ("id", "question", "reference", "solution", "completion")
 _NUMBER_OK = ("id", "reference")
 
 
@@ -207,8 +207,15 @@ def load_rows(
     columns: dict[str, str] | None = None,
     required: Sequence[str] = ("question", "reference"),
     source: str | None = None,
+    converters: dict[str, Callable[[Any], Any]] | None = None,
+    skip_invalid: bool = False,
+    skipped: list[str] | None = None,
 ) -> list[Row]:
     """Rows from one or more .jsonl / .json / .parquet files.
+
+    ``converters`` maps a field to a function that returns its checked value or raises ValueError (the
+    error then names file, line and field). With ``skip_invalid``, a row that fails a check is left out
+    and its error message appended to ``skipped`` instead of raised (file-level errors still raise).
 
     ``columns`` renames file columns to ours, e.g. ``{"problem": "question", "reference_answer":
     "reference"}``; other columns pass through unchanged. Every ``required`` field must be present and
@@ -236,21 +243,44 @@ def load_rows(
         for index, (where, record) in enumerate(records):
             row = {rename.get(key, key): value for key, value in record.items()}
             rec = _Record(path, where, row)
-            for field in required:
-                if field not in row:
-                    raise rec.error(f"missing field {label(field)}")
-            for field in _TEXT_KEYS:
-                if field in row:
-                    row[field] = rec.text(field, numbers=field in _NUMBER_OK, label=label(field))
-            for field in required:
-                if isinstance(row[field], str) and not row[field].strip():
-                    raise rec.error(f"field {label(field)} is empty")
+            try:
+                _check_row(rec, row, required, converters or {}, label)
+            except DataError as e:
+                if not skip_invalid:
+                    raise
+                if skipped is not None:
+                    skipped.append(str(e))
+                continue
             row.setdefault("id", f"{path.stem}-{index}")
             if source is not None or not isinstance(row.get("source"), str):
                 row["source"] = source if source is not None else path.stem
             rows.append(row)
     logger.info("loaded %d rows from %s", len(rows), ", ".join(str(p) for p in paths))
     return rows
+
+
+def _check_row(
+    rec: _Record,
+    row: Row,
+    required: Sequence[str],
+    converters: dict[str, Callable[[Any], Any]],
+    label: Callable[[str], str],
+) -> None:
+    for field in required:
+        if field not in row:
+            raise rec.error(f"missing field {label(field)}")
+    for field in _TEXT_KEYS:
+        if field in row:
+            row[field] = rec.text(field, numbers=field in _NUMBER_OK, label=label(field))
+    for field in required:
+        if isinstance(row[field], str) and not row[field].strip():
+            raise rec.error(f"field {label(field)} is empty")
+    for field, convert in converters.items():
+        if field in row:
+            try:
+                row[field] = convert(row[field])
+            except (ValueError, TypeError) as e:
+                raise rec.error(f"field {label(field)}: {e}") from None
 
 
 _THOUSANDS_SEP = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")

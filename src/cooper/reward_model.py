@@ -1,0 +1,182 @@
+"""VerifyRM: the reference-based reward model, (question, reference, completion) -> P(correct).
+
+A plain ``AutoModelForSequenceClassification`` with one logit, saved in safetensors with its tokenizer,
+so transformers alone can load it; ``cooper_rm.json`` beside it records the template version and the
+``max_length`` the model was trained with. Inputs always go through :class:`cooper.templates.RMEncoder`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cooper.templates import TEMPLATE_VERSION, RMEncoder
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+RM_META_FILE = "cooper_rm.json"
+DEFAULT_MAX_LENGTH = 1024
+
+
+def default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def check_model_dir(path: str | os.PathLike[str], kind: str = "model") -> Path:
+    """A local model directory with a config.json, or a clear error (nothing is fetched from a hub)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise FileNotFoundError(
+            f"{kind} directory not found: {p} (cooper loads models from local paths only)"
+        )
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(f"{kind} directory {p} has no config.json: not a transformers checkpoint")
+    return p
+
+
+def length_buckets(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), to waste little on padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class VerifyRM:
+    """The reward model and its encoder. Build with :meth:`from_pretrained` or from a model + tokenizer."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+        if getattr(model.config, "num_labels", None) != 1:
+            raise ValueError(
+                f"VerifyRM needs a one-logit classifier, got num_labels={model.config.num_labels}"
+            )
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the RM tokenizer needs a pad token (it marks where each sequence ends)")
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.encoder = RMEncoder(tokenizer, self.max_length)
+
+    # -- loading and saving -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        max_length: int | None = None,
+        trust_remote_code: bool = False,
+    ) -> VerifyRM:
+        """Load from a local directory; bf16 on GPU and fp32 on CPU unless ``dtype`` says otherwise."""
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = check_model_dir(path, "reward model")
+        device = device or default_device()
+        if dtype is None:
+            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True
+        )
+        meta_path = path / RM_META_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta.get("template_version", TEMPLATE_VERSION) != TEMPLATE_VERSION:
+            log.warning(
+                "%s was trained with RM template v%s; this cooper uses v%s", path, meta, TEMPLATE_VERSION
+            )
+        max_length = max_length or meta.get("max_length") or _model_context(model) or DEFAULT_MAX_LENGTH
+        return cls(model.to(device).eval(), tokenizer, max_length=max_length)
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        meta = {"template_version": TEMPLATE_VERSION, "max_length": self.max_length}
+        (path / RM_META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- encoding -----------------------------------------------------------------------------------
+    def encode(self, questions: list[str], references: list[str], completions: list[str]) -> list[list[int]]:
+        return self.encoder.batch(questions, references, completions)
+
+    def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Right-padded ``input_ids`` and ``attention_mask`` on the model's device."""
+        import torch
+
+        width = max(len(x) for x in ids)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, x in enumerate(ids):
+            input_ids[row, : len(x)] = torch.tensor(x, dtype=torch.long)
+            mask[row, : len(x)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    def logits(self, ids: list[list[int]]) -> torch.Tensor:
+        """Raw scores s(q, ref, c), shape (B,), with gradients (for training)."""
+        out = self.model(**self.collate(ids))
+        return out.logits.squeeze(-1).float()  # (B, 1) -> (B,)
+
+    # -- scoring ------------------------------------------------------------------------------------
+    def score_logits(self, ids: list[list[int]], *, batch_size: int = 16, bucket: bool = True) -> list[float]:
+        """Scores for pre-encoded inputs, in input order; no gradients; length-bucketed batches."""
+        import torch
+
+        if not ids:
+            return []
+        out = [0.0] * len(ids)
+        batches = (
+            length_buckets([len(x) for x in ids], batch_size)
+            if bucket
+            else [list(range(i, min(i + batch_size, len(ids)))) for i in range(0, len(ids), batch_size)]
+        )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for batch in batches:
+                    scores = self.logits([ids[i] for i in batch]).tolist()
+                    for i, s in zip(batch, scores, strict=True):
+                        out[i] = float(s)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def score(
+        self,
+        questions: list[str],
+        references: list[str],
+        completions: list[str],
+        *,
+        batch_size: int = 16,
+        bucket: bool = True,
+    ) -> list[float]:
+        """P(correct) for each (question, reference, completion), in input order."""
+        import math
+
+        logits = self.score_logits(
+            self.encode(questions, references, completions), batch_size=batch_size, bucket=bucket
+        )
+        return [1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0 for x in logits]
+
+
+def _model_context(model: Any) -> int | None:
+    n = getattr(model.config, "max_position_embeddings", None)
+    return int(n) if n else None

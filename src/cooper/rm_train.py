@@ -1,0 +1,307 @@
+"""VerifyRM pointwise pre-training (``cooper train-rm``) and evaluation (``cooper eval-rm``).
+
+Pre-training is binary cross-entropy on rows ``{question, reference, completion, label}`` through
+transformers' ``Trainer`` (its ``compute_loss_func`` hook; no subclass), so checkpoints, resume,
+gradient accumulation, mixed precision, DeepSpeed/FSDP via ``accelerate launch`` and logging backends come
+from transformers. Inputs go through the one RM template (:mod:`cooper.templates`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cooper.data import DataError, load_rows
+from cooper.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+RM_FIELDS = ("question", "reference", "completion", "label")
+_TRUE = {"1", "true", "yes", "correct"}
+_FALSE = {"0", "false", "no", "incorrect"}
+
+
+def parse_label(value: Any) -> int:
+    """0/1 from a bool, 0/1 number or 'true'/'false'/'0'/'1' string; anything else raises ValueError."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return int(value.strip().lower() in _TRUE)
+    raise ValueError(f"label must be 0/1 or true/false, got {value!r}")
+
+
+def parse_columns(pairs: list[str] | None) -> dict[str, str]:
+    """['reference_answer=reference', ...] -> {'reference_answer': 'reference'}."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        theirs, sep, ours = pair.partition("=")
+        if not sep or not theirs or not ours:
+            raise ValueError(f"--column expects THEIRS=OURS, got {pair!r}")
+        out[theirs] = ours
+    return out
+
+
+def load_rm_rows(
+    paths: list[str], *, columns: dict[str, str] | None = None, skip_invalid: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Labelled RM rows and the messages of rows skipped (only with ``skip_invalid``)."""
+    skipped: list[str] = []
+    rows = load_rows(
+        paths,
+        columns=columns,
+        required=RM_FIELDS,
+        converters={"label": parse_label},
+        skip_invalid=skip_invalid,
+        skipped=skipped,
+    )
+    if skipped:
+        log.warning("skipped %d invalid rows; first: %s", len(skipped), skipped[0])
+    if not rows:
+        raise DataError(f"no valid rows in {', '.join(map(str, paths))}")
+    return rows, skipped
+
+
+@dataclass
+class RMTrainConfig:
+    """Settings of ``cooper train-rm``; each maps to one flag."""
+
+    data: list[str]
+    out: str
+    model: str = "tiny"  # a local checkpoint directory, or "tiny" for a random-init tiny Qwen2 classifier
+    columns: dict[str, str] = field(default_factory=dict)
+    eval_data: list[str] | None = None
+    eval_split: float = 0.05
+    epochs: float = 1.0
+    learning_rate: float = 1e-5
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_length: int = 1024
+    seed: int = 0
+    logging_steps: int = 10
+    save_steps: int = 200
+    save_total_limit: int = 2
+    threshold: float = 0.5
+    resume: bool = False
+    skip_invalid: bool = False
+    trust_remote_code: bool = False
+    report_to: str = "none"
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise ValueError("train-rm needs at least one --data file")
+        if not 0.0 <= self.eval_split < 1.0:
+            raise ValueError(f"eval_split must be in [0, 1), got {self.eval_split}")
+        for name in ("epochs", "learning_rate", "batch_size", "grad_accum", "max_length"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+def _load_or_build_rm(cfg: RMTrainConfig) -> Any:
+    from cooper.reward_model import VerifyRM
+
+    model_dir = cfg.model
+    if cfg.model == "tiny":
+        from cooper.tiny import tiny_models
+
+        model_dir = str(tiny_models(Path(cfg.out) / "tiny-base", seed=cfg.seed).rm_dir)
+    return VerifyRM.from_pretrained(
+        model_dir, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code
+    )
+
+
+def _split(rows: list[dict[str, Any]], frac: float, seed: int) -> tuple[list[dict], list[dict]]:
+    if frac <= 0 or len(rows) < 2:
+        return rows, []
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, round(len(rows) * frac))
+    return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
+
+
+def _dataset(rm: Any, rows: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    ids = rm.encode(
+        [r["question"] for r in rows], [r["reference"] for r in rows], [r["completion"] for r in rows]
+    )
+    return Dataset.from_dict({"input_ids": ids, "labels": [float(r["label"]) for r in rows]})
+
+
+def bce_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Binary cross-entropy on the single logit; sums and divides by the items of the whole
+    accumulated batch when the Trainer passes that count, so gradient accumulation is exact."""
+    import torch.nn.functional as F
+
+    logits = outputs.logits.squeeze(-1).float()  # (B, 1) -> (B,)
+    labels = labels.to(logits.dtype)
+    if num_items_in_batch is None:
+        return F.binary_cross_entropy_with_logits(logits, labels)
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") / num_items_in_batch
+
+
+def _metrics_fn(threshold: float):
+    import numpy as np
+
+    from cooper.metrics import score_metrics
+
+    def compute(eval_pred: Any) -> dict[str, float]:
+        logits = np.asarray(eval_pred.predictions).reshape(-1)
+        labels = np.asarray(eval_pred.label_ids).reshape(-1)
+        probs = 1.0 / (1.0 + np.exp(-logits))
+        m = score_metrics(probs.tolist(), [int(y > 0.5) for y in labels.tolist()], threshold)
+        return {k: float(v) for k, v in m.items() if v is not None and k in _REPORTED}
+
+    return compute
+
+
+_REPORTED = ("accuracy", "precision", "recall", "f1", "roc_auc", "majority_baseline")
+
+
+def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
+    """Train, evaluate on the held-out rows, save the model to ``cfg.out``; returns the metrics."""
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    set_seed(cfg.seed)
+    rows, skipped = load_rm_rows(cfg.data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)
+    if cfg.eval_data:
+        train_rows, eval_rows = (
+            rows,
+            load_rm_rows(cfg.eval_data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)[0],
+        )
+    else:
+        train_rows, eval_rows = _split(rows, cfg.eval_split, cfg.seed)
+    out = Path(cfg.out)
+    rm = _load_or_build_rm(cfg)
+    log.info(
+        "train-rm: %d training rows, %d eval rows, max_length %d",
+        len(train_rows),
+        len(eval_rows),
+        rm.max_length,
+    )
+
+    on_gpu = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps in transformers 5
+        weight_decay=cfg.weight_decay,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if eval_rows else "no",
+        eval_steps=cfg.save_steps if eval_rows else None,
+        seed=cfg.seed,
+        report_to=cfg.report_to,
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=rm.model,
+        args=args,
+        train_dataset=_dataset(rm, train_rows),
+        eval_dataset=_dataset(rm, eval_rows) if eval_rows else None,
+        data_collator=DataCollatorWithPadding(rm.tokenizer),
+        compute_loss_func=bce_loss,
+        compute_metrics=_metrics_fn(cfg.threshold),
+    )
+    resume = cfg.resume and any((out / "checkpoints").glob("checkpoint-*"))
+    if cfg.resume and not resume:
+        log.info("--resume: no checkpoint in %s yet, starting fresh", out / "checkpoints")
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    metrics: dict[str, Any] = {"train_loss": result.training_loss, "train_rows": len(train_rows)}
+    metrics["eval_rows"] = len(eval_rows)
+    metrics["skipped_rows"] = len(skipped)
+    if eval_rows:
+        metrics.update({k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()})
+    rm.model.eval()
+    rm.save_pretrained(out)
+    atomic_write_json(out / "metrics.json", metrics)
+    cfg_dump = dataclasses.asdict(cfg)
+    atomic_write_json(out / "train_rm_config.json", cfg_dump)
+    log.info("train-rm: saved the reward model to %s; metrics %s", out, metrics)
+    return metrics
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-rm",
+        help="pre-train VerifyRM (pointwise BCE) on labelled (question, reference, completion) rows",
+        description="Pointwise VerifyRM pre-training with transformers' Trainer. Rows: "
+        "{question, reference, completion, label} in .jsonl/.json/.parquet.",
+    )
+    p.add_argument("--data", nargs="+", required=True, help="training file(s)")
+    p.add_argument("--model", default="tiny", help="local checkpoint dir, or 'tiny' (random-init tiny Qwen2)")
+    p.add_argument("--out", required=True, help="output dir: the trained model, metrics.json, checkpoints/")
+    p.add_argument("--eval-data", nargs="+", help="held-out file(s) instead of --eval-split")
+    p.add_argument(
+        "--eval-split", type=float, default=0.05, help="fraction of --data held out (default 0.05)"
+    )
+    p.add_argument("--column", action="append", metavar="THEIRS=OURS", help="rename a column, repeatable")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-5, dest="learning_rate")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--max-length", type=int, default=1024, help="RM input budget in tokens")
+    p.add_argument("--save-steps", type=int, default=200, help="checkpoint (and eval) every N steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threshold", type=float, default=0.5, help="P(correct) threshold for accuracy/precision")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT")
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
+    )
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
+    )
+    p.add_argument("--report-to", default="none", help="transformers logging backend (none, wandb, ...)")
+    p.set_defaults(func=_run_train_cli)
+
+    from cooper.rm_eval import register as register_eval
+
+    register_eval(sub)
+
+
+def _run_train_cli(args: argparse.Namespace) -> int:
+    cfg = RMTrainConfig(
+        data=args.data,
+        out=args.out,
+        model=args.model,
+        columns=parse_columns(args.column),
+        eval_data=args.eval_data,
+        eval_split=args.eval_split,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        max_length=args.max_length,
+        save_steps=args.save_steps,
+        seed=args.seed,
+        threshold=args.threshold,
+        resume=args.resume,
+        skip_invalid=args.skip_invalid,
+        trust_remote_code=args.trust_remote_code,
+        report_to=args.report_to,
+    )
+    metrics = train_rm(cfg)
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    print(f"train-rm done: {shown}")
+    return 0
