@@ -1,0 +1,567 @@
+"""``cooper eval``: policy evaluation with the paper's protocol.
+
+Protocol (Cooper, arXiv 2508.05613, as in Qwen2.5-Math's evaluation): ``n = 8`` samples per problem at
+temperature 0.7, top-p 0.95; the headline number is the **average accuracy over all samples**. From the
+same samples we also report pass@1 and pass@n (unbiased estimator) and majority-vote accuracy (the most
+frequent final answer, answers grouped when the rule verifier says they are equal).
+
+Benchmarks are looked up in :data:`cooper.data.BENCHMARKS` at call time, so registering a loader there
+adds a benchmark; any jsonl/parquet file can be evaluated with a column mapping (``data_files`` /
+``--data FILE --columns their=ours``). Outputs in ``out_dir``: ``results.md`` (the paper's table),
+``results.json`` (metrics, protocol, prompt, model, engine) and ``samples.jsonl`` (one row per sample,
+append-only, so ``resume=True`` skips finished samples and recomputes the metrics over all of them).
+Generation lives in :mod:`cooper.generation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cooper.generation import (
+    DEFAULT_INSTRUCTION,
+    DTYPES,
+    ENGINES,
+    Engine,
+    ModelLoadError,
+    PromptTemplate,
+    SamplingSettings,
+    check_model_dir,
+    encode_prompts,
+    generate_samples,
+    load_engine,
+    sample_id,
+)
+
+logger = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+PAPER_BENCHMARKS = ("gsm8k", "svamp", "math500", "olympiadbench", "odyssey")
+MAX_VOTE_CANDIDATES = 16  # distinct answers per problem compared pairwise for majority voting
+# Settings that must match for --resume to reuse samples (n may grow; new samples are added).
+RESUME_KEYS = ("model", "temperature", "top_p", "max_new_tokens", "prompt")
+METRIC = (
+    "mean accuracy over all samples; pass@k by the unbiased estimator; majority vote over extracted answers "
+    "grouped by verifier equivalence"
+)
+SUMMARY_KEYS = ("mean_accuracy", "pass@1", "pass@n", "majority_vote_accuracy")
+
+
+class EvalError(ValueError):
+    """Bad evaluation input (benchmark name, data, output directory); the message says what to fix."""
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def load_suites(
+    benchmarks: Sequence[str] | Mapping[str, Sequence[Row]] | None,
+    *,
+    data_files: Sequence[str | Path] = (),
+    columns: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    data_dir: str | Path | None = None,
+) -> dict[str, list[Row]]:
+    """``{benchmark name: rows}``: registry names, given rows (a mapping), and data files (named by stem).
+
+    ``None`` means the paper's five benchmarks unless ``data_files`` are given. Unknown names raise
+    :class:`EvalError` listing the valid ones before anything is loaded.
+    """
+    from cooper.data import BENCHMARKS, DataError, load_benchmark, load_rows
+
+    if benchmarks is None:
+        benchmarks = () if data_files else PAPER_BENCHMARKS
+    if isinstance(benchmarks, Mapping):
+        given = {name: list(rows)[:limit] if limit else list(rows) for name, rows in benchmarks.items()}
+    else:
+        unknown = [b for b in benchmarks if b not in BENCHMARKS]
+        if unknown:
+            raise EvalError(
+                f"unknown benchmark(s) {', '.join(unknown)}; valid names: {', '.join(BENCHMARKS)}"
+            )
+        given = {}
+    suites: dict[str, list[Row]] = {}
+    try:
+        for name in benchmarks:
+            suites[name] = (
+                given[name] if name in given else load_benchmark(name, data_dir=data_dir, limit=limit)
+            )
+        for path in data_files:
+            name = Path(path).stem
+            if name in suites:
+                raise EvalError(f"data file {path}: its name {name!r} is already used by another benchmark")
+            rows = load_rows(path, columns=dict(columns or {}))
+            suites[name] = rows[:limit] if limit else rows
+    except DataError as e:
+        raise EvalError(str(e)) from e
+    for name, rows in suites.items():
+        if not rows:
+            raise EvalError(f"benchmark {name!r} has no rows")
+        for i, r in enumerate(rows):
+            if "id" not in r or not all(isinstance(r.get(k), str) for k in ("question", "reference")):
+                raise EvalError(
+                    f"benchmark {name!r} row {i}: needs an id and string question and reference "
+                    f"(has keys {sorted(r)})"
+                )
+        ids = [str(r["id"]) for r in rows]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise EvalError(f"benchmark {name!r}: problem id {dup!r} occurs more than once")
+    if not suites:
+        raise EvalError("nothing to evaluate: give benchmark names or data files")
+    return suites
+
+
+# -------------------------------------------------------------------------------------------- metrics
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al. 2021): ``1 - C(n - c, k) / C(n, k)`` for ``c`` correct of ``n`` samples."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def vote_key(answer: str | None) -> str | None:
+    """The string an answer is grouped by before equivalence checks: whitespace removed."""
+    if answer is None:
+        return None
+    key = re.sub(r"\s+", "", answer)
+    return key or None
+
+
+def vote_candidates(answers: Sequence[str | None]) -> list[str]:
+    """Distinct vote keys, most frequent first (ties: first seen), at most :data:`MAX_VOTE_CANDIDATES`."""
+    keys = [k for k in map(vote_key, answers) if k is not None]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    return sorted(first, key=lambda k: (-keys.count(k), first[k]))[:MAX_VOTE_CANDIDATES]
+
+
+def majority_vote(
+    answers: Sequence[str | None], verdicts: Sequence[bool], same: Callable[[str, str], bool] | None = None
+) -> bool:
+    """Is the majority answer correct? ``answers[i]`` is sample i's extracted answer (None: no answer).
+
+    Answers are grouped by :func:`vote_key`, then groups whose keys ``same(a, b)`` says are equal are
+    merged (``same`` is asked about pairs of :func:`vote_candidates` only). The biggest group wins (ties:
+    the group whose first sample came first); its verdict is that of its most frequent key's first sample.
+    No answer at all counts as wrong.
+    """
+    if len(answers) != len(verdicts):
+        raise ValueError(f"{len(answers)} answers but {len(verdicts)} verdicts")
+    keys = [vote_key(a) for a in answers]
+    candidates = vote_candidates(answers)
+    if not candidates:
+        return False
+    parent = {k: k for k in dict.fromkeys(k for k in keys if k is not None)}
+
+    def root(k: str) -> str:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    if same is not None:
+        for i, a in enumerate(candidates):
+            for b in candidates[i + 1 :]:
+                if root(a) != root(b) and same(a, b):
+                    parent[root(b)] = root(a)
+    groups: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        if k is not None:
+            groups.setdefault(root(k), []).append(i)
+    winner = max(groups.values(), key=lambda members: (len(members), -members[0]))
+    member_keys = [keys[i] for i in winner]
+    top = max(dict.fromkeys(member_keys), key=member_keys.count)  # most frequent; ties: first seen
+    return bool(verdicts[winner[member_keys.index(top)]])
+
+
+def answer_equivalence(
+    pairs: Sequence[tuple[str, str]], *, timeout_s: float = 5.0
+) -> dict[tuple[str, str], bool]:
+    """Verifier equivalence of answer pairs, in one batch: ``\\boxed{a}`` judged against reference ``b``."""
+    from cooper.verify import is_correct_batch
+
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
+        return {}
+    verdicts = is_correct_batch(
+        [f"\\boxed{{{a}}}" for a, _ in pairs], [b for _, b in pairs], timeout_s=timeout_s
+    )
+    return dict(zip(pairs, verdicts, strict=True))
+
+
+def score_samples(samples: list[Row], *, timeout_s: float = 5.0) -> list[Row]:
+    """Fill ``extracted_answer`` and ``correct`` of sample rows from their ``completion`` and ``reference``.
+
+    The verdict is :func:`cooper.verify.is_correct_batch`; the extracted answer is the one the verifier
+    compares (last answer marker, normalised). Works on any completions, generated or given.
+    """
+    from cooper.verify import extract_answer, is_correct_batch, is_plain_number, normalize_answer
+
+    verdicts = is_correct_batch(
+        [s["completion"] for s in samples], [s["reference"] for s in samples], timeout_s=timeout_s
+    )
+    for sample, correct in zip(samples, verdicts, strict=True):
+        raw = extract_answer(sample["completion"], last_number=is_plain_number(sample["reference"]))
+        sample["extracted_answer"] = normalize_answer(raw) if raw is not None else None
+        sample["correct"] = bool(correct)
+    return samples
+
+
+def benchmark_metrics(
+    samples: Sequence[Row], *, equivalence: bool = True, timeout_s: float = 5.0
+) -> dict[str, Any]:
+    """Accuracy, pass@1, pass@n and majority-vote accuracy (all in [0, 1]) over scored sample rows.
+
+    ``mean_accuracy`` is over all samples (the paper's metric); pass@k and majority vote are per problem,
+    then averaged; ``n`` is the smallest number of samples any problem has.
+    """
+    by_problem: dict[str, list[Row]] = {}
+    for s in samples:
+        by_problem.setdefault(str(s["problem_id"]), []).append(s)
+    if not by_problem:
+        raise ValueError("no samples to score")
+    for group in by_problem.values():
+        group.sort(key=lambda s: s["sample"])
+    n = min(len(g) for g in by_problem.values())
+    same = None
+    if equivalence:
+        pairs = []
+        for group in by_problem.values():
+            cands = vote_candidates([s["extracted_answer"] for s in group])
+            pairs += [(a, b) for i, a in enumerate(cands) for b in cands[i + 1 :]]
+        table = answer_equivalence(pairs, timeout_s=timeout_s)
+
+        def same(a: str, b: str) -> bool:
+            return table.get((a, b), False)
+
+    n_correct = [sum(bool(s["correct"]) for s in g) for g in by_problem.values()]
+    votes = [
+        majority_vote([s["extracted_answer"] for s in g], [s["correct"] for s in g], same)
+        for g in by_problem.values()
+    ]
+    sizes = [len(g) for g in by_problem.values()]
+    problems = len(by_problem)
+    return {
+        "n_problems": problems,
+        "n_samples": len(samples),
+        "n": n,
+        "mean_accuracy": sum(n_correct) / len(samples),
+        "pass@1": sum(pass_at_k(m, c, 1) for m, c in zip(sizes, n_correct, strict=True)) / problems,
+        "pass@n": sum(pass_at_k(m, c, n) for m, c in zip(sizes, n_correct, strict=True)) / problems,
+        "majority_vote_accuracy": sum(votes) / problems,
+        "no_answer_rate": sum(s["extracted_answer"] is None for s in samples) / len(samples),
+        "completions_at_max_tokens": sum(s.get("finish_reason") == "length" for s in samples),
+        "tokens_generated": sum(int(s.get("completion_tokens", 0)) for s in samples),
+    }
+
+
+def render_table(name: str, results: Mapping[str, Mapping[str, Any]]) -> str:
+    """The paper's table (one row per model, columns = benchmarks + Average, cells = accuracy %) and a
+    second table with pass@1 / pass@n / majority vote per benchmark."""
+    names = list(results)
+    accs = [100 * results[b]["mean_accuracy"] for b in names]
+    avg = sum(accs) / len(accs)
+    lines = [
+        "| Model | " + " | ".join(names) + " | Average |",
+        "|---|" + "---:|" * (len(names) + 1),
+        f"| {name} | " + " | ".join(f"{a:.1f}" for a in accs) + f" | {avg:.1f} |",
+        "",
+        "| Benchmark | problems | samples | accuracy | pass@1 | pass@n | maj@n | truncated prompts |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in names:
+        r = results[b]
+        lines.append(
+            f"| {b} | {r['n_problems']} | {r['n_samples']} | {100 * r['mean_accuracy']:.1f} | "
+            f"{100 * r['pass@1']:.1f} | {100 * r['pass@n']:.1f} (n={r['n']}) | "
+            f"{100 * r['majority_vote_accuracy']:.1f} | {r.get('truncated_prompts', 0)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+
+
+def _check_resume(previous: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Refuse to mix samples made under different settings into one set of metrics."""
+
+    def settings(r: Mapping[str, Any]) -> dict[str, Any]:
+        prompt = {k: r.get("prompt", {}).get(k) for k in ("instruction", "system", "user_template")}
+        return {"model": r.get("model"), **r.get("protocol", {}), "prompt": prompt}
+
+    old, new = settings(previous), settings(current)
+    for key in RESUME_KEYS:
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            raise EvalError(
+                f"--resume: {key} differs from the run in this output directory ({a!r} there, {b!r} now); "
+                "use another --out, or run without --resume to start over"
+            )
+
+
+def _run_benchmark(
+    bench: str,
+    rows: list[Row],
+    engine: Engine,
+    settings: SamplingSettings,
+    template: PromptTemplate,
+    max_prompt_tokens: int | None,
+    previous: Mapping[str, Row],
+    sink: Callable[[Row], None],
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Generate the missing samples of one benchmark, score and store them; metrics over all samples."""
+    start = time.perf_counter()
+    prompts = encode_prompts(engine.tokenizer, [r["question"] for r in rows], template, max_prompt_tokens)
+    n_truncated = sum(p.truncated for p in prompts)
+    if n_truncated:
+        why = f"longer than {max_prompt_tokens} tokens (context minus max_new_tokens)"
+        logger.warning("%s: %d/%d prompts %s were cut from the left", bench, n_truncated, len(prompts), why)
+    samples: list[Row] = []
+    todo: list[tuple[int, int]] = []
+    for i, row in enumerate(rows):
+        for k in range(settings.n):
+            if (done := previous.get(sample_id(bench, str(row["id"]), k))) is not None:
+                samples.append(done)
+            else:
+                todo.append((i, k))
+    if samples:
+        logger.info(
+            "%s: %d samples reused from samples.jsonl, %d to generate", bench, len(samples), len(todo)
+        )
+    new_tokens, gen_seconds, last_log = 0, 0.0, time.perf_counter()
+    stream = generate_samples(bench, rows, prompts, todo, engine, settings)
+    while True:
+        tick = time.perf_counter()
+        batch = next(stream, None)
+        gen_seconds += time.perf_counter() - tick
+        if batch is None:
+            break
+        new_tokens += sum(s["completion_tokens"] for s in batch)
+        for sample in score_samples(batch, timeout_s=timeout_s):
+            sink(sample)
+            samples.append(sample)
+        if time.perf_counter() - last_log > 15:
+            last_log, rate = time.perf_counter(), new_tokens / gen_seconds
+            logger.info("%s: %d/%d samples, %.0f tokens/s", bench, len(samples), len(rows) * settings.n, rate)
+    metrics = benchmark_metrics(samples, timeout_s=timeout_s)
+    metrics.update(
+        truncated_prompts=n_truncated,
+        samples_generated=len(todo),
+        tokens_generated_this_run=new_tokens,
+        generation_seconds=gen_seconds,
+        tokens_per_s=new_tokens / gen_seconds if todo and gen_seconds > 0 else None,
+        seconds=time.perf_counter() - start,
+    )
+    shown = ", ".join(f"{k} {100 * metrics[k]:.1f}%" for k in SUMMARY_KEYS)
+    logger.info("%s: %s (%d problems x %d samples)", bench, shown, metrics["n_problems"], metrics["n"])
+    return metrics
+
+
+def evaluate(
+    model_path: str | Path,
+    benchmarks: Sequence[str] | Mapping[str, Sequence[Row]] | None = None,
+    *,
+    n: int = 8,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    max_new_tokens: int = 2048,
+    seed: int = 0,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    instruction: str = DEFAULT_INSTRUCTION,
+    system_prompt: str | None = None,
+    engine: str | Engine = "auto",
+    data_files: Sequence[str | Path] = (),
+    columns: Mapping[str, str] | None = None,
+    trust_remote_code: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    name: str | None = None,
+    data_dir: str | Path | None = None,
+    verify_timeout_s: float = 5.0,
+) -> dict[str, Any]:
+    """Evaluate the policy in ``model_path`` and return the results dict (also written to ``out_dir``).
+
+    ``benchmarks``: names in :data:`cooper.data.BENCHMARKS`, or ``{name: rows}`` with rows holding ``id``,
+    ``question`` and ``reference`` (``None``: the paper's five, or only ``data_files`` when given).
+    ``engine``: ``"auto" | "transformers" | "vllm"`` or an already loaded engine (see
+    :mod:`cooper.generation`). ``limit`` takes the first rows of each benchmark. With ``out_dir`` and
+    ``resume``, samples already in ``samples.jsonl`` are reused. Bad input raises :class:`EvalError` or
+    :class:`~cooper.generation.ModelLoadError` before any generation.
+    """
+    from cooper import __version__
+    from cooper.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
+
+    try:
+        settings = SamplingSettings(n, temperature, top_p, max_new_tokens, seed)
+    except ValueError as e:
+        raise EvalError(str(e)) from e
+    if limit is not None and limit < 1:
+        raise EvalError(f"limit must be >= 1, got {limit}")
+    if batch_size is not None and batch_size < 1:
+        raise EvalError(f"batch_size must be >= 1, got {batch_size}")
+    suites = load_suites(benchmarks, data_files=data_files, columns=columns, limit=limit, data_dir=data_dir)
+    model_dir = check_model_dir(model_path)
+    if isinstance(engine, str):
+        engine = load_engine(
+            model_dir,
+            engine=engine,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            batch_size=batch_size,
+            seed=seed,
+        )
+    max_prompt = None if engine.max_context is None else engine.max_context - max_new_tokens
+    if max_prompt is not None and max_prompt < 1:
+        raise EvalError(
+            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the model's context of "
+            f"{engine.max_context} tokens"
+        )
+    if settings.greedy and n > 1:
+        logger.warning("temperature 0 is greedy decoding: the %d samples of a problem will be identical", n)
+    template = PromptTemplate(instruction, system_prompt)
+    results: dict[str, Any] = {
+        "name": name or model_dir.resolve().name,
+        "model": str(model_dir.resolve()),
+        "engine": engine.name,
+        "device": engine.device,
+        "dtype": engine.dtype,
+        "seed": seed,
+        "protocol": dict(n=n, temperature=temperature, top_p=top_p, top_k=None, max_new_tokens=max_new_tokens)
+        | dict(max_prompt_tokens=max_prompt, verifier="cooper.verify.is_correct_batch", metric=METRIC),
+        "prompt": template.describe(engine.tokenizer),
+        "benchmarks": {},
+        "average": {},
+        "status": "running",
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cooper_version": __version__,
+    }
+    out = Path(out_dir) if out_dir is not None else None
+    previous: dict[str, Row] = {}
+    appender = None
+    if out is not None:
+        if resume and (out / "results.json").is_file():
+            try:
+                before = json.loads((out / "results.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise EvalError(f"--resume: cannot read {out / 'results.json'}: {e}") from e
+            _check_resume(before, results)
+        elif not resume and (out / "samples.jsonl").is_file():
+            logger.warning("%s exists and --resume is off: starting over", out / "samples.jsonl")
+        appender = JsonlAppender(out / "samples.jsonl", resume=resume)
+        if resume:
+            previous = {r["id"]: r for r in read_jsonl(appender.path)}
+        atomic_write_json(out / "results.json", results)
+    sink = appender.write if appender is not None else (lambda row: None)
+    try:
+        for bench, rows in suites.items():
+            results["benchmarks"][bench] = _run_benchmark(
+                bench, rows, engine, settings, template, max_prompt, previous, sink, verify_timeout_s
+            )
+            if out is not None:
+                atomic_write_json(out / "results.json", results)
+    finally:
+        if appender is not None:
+            appender.close()
+    per_bench = results["benchmarks"].values()
+    for key in SUMMARY_KEYS:
+        results["average"][key] = sum(r[key] for r in per_bench) / len(per_bench)
+    results["status"] = "complete"
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["table"] = render_table(results["name"], results["benchmarks"])
+    if out is not None:
+        atomic_write_json(out / "results.json", results)
+        atomic_write_text(out / "results.md", results["table"])
+        logger.info("wrote %s, %s and %s", out / "results.md", out / "results.json", out / "samples.jsonl")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def _parse_columns(items: Sequence[str] | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items or ():
+        for pair in filter(None, item.split(",")):
+            theirs, sep, ours = pair.partition("=")
+            if not sep or not theirs.strip() or not ours.strip():
+                raise EvalError(f"--columns: expected THEIR=OURS (e.g. problem=question), got {pair!r}")
+            mapping[theirs.strip()] = ours.strip()
+    return mapping
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``cooper eval`` to the ``cooper`` command."""
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a policy on maths benchmarks (paper protocol: 8 samples, T=0.7, top-p 0.95)",
+        description="Sample completions from a policy, score them with the rule verifier and report average "
+        "accuracy over all samples (the paper's metric), pass@1, pass@n and majority-vote accuracy. "
+        "Writes results.md, results.json and samples.jsonl to --out.",
+    )
+    p.add_argument("--model", required=True, help="a saved transformers model directory (with config.json)")
+    p.add_argument(
+        "--benchmarks", help=f"comma-separated (default: {','.join(PAPER_BENCHMARKS)}, or none with --data)"
+    )
+    p.add_argument(
+        "--data", nargs="+", default=[], metavar="FILE", help="jsonl/json/parquet files to evaluate"
+    )
+    p.add_argument(
+        "--columns", nargs="+", metavar="THEIR=OURS", help="rename --data columns: problem=question"
+    )
+    p.add_argument("--n", type=int, default=8, help="samples per problem (default 8)")
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95)")
+    p.add_argument("--max-new-tokens", type=int, default=2048, help="per completion (default 2048)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="first N problems of each benchmark")
+    p.add_argument("--batch-size", type=int, help="sequences per generate call (default: CPU 16, GPU 64)")
+    p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
+    p.add_argument("--resume", action="store_true", help="reuse the samples already in OUT/samples.jsonl")
+    p.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="appended to each question (user turn)")
+    p.add_argument("--system", help="optional system message")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: vLLM if installed and on a GPU")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (transformers engine)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: bf16/fp16 on GPU, fp32 on CPU")
+    p.add_argument("--trust-remote-code", action="store_true", help="run model code from the model dir")
+    p.add_argument("--name", help="model name in the table (default: the directory name)")
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``cooper eval``: print the table; exit 2 on bad input."""
+    same_names = ("n", "temperature", "top_p", "max_new_tokens", "seed", "limit", "batch_size", "resume")
+    same_names += ("instruction", "engine", "trust_remote_code", "device", "dtype", "name")
+    kwargs = {key: getattr(args, key) for key in same_names}
+    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None
+    try:
+        columns = _parse_columns(args.columns)
+        results = evaluate(
+            args.model,
+            benchmarks,
+            out_dir=args.out,
+            system_prompt=args.system,
+            data_files=args.data,
+            columns=columns,
+            **kwargs,
+        )
+    except (EvalError, ModelLoadError) as e:
+        logger.error("cooper eval: %s", e)
+        return 2
+    print(results["table"], end="")
+    return 0
