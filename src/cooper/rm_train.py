@@ -108,6 +108,8 @@ class RMTrainConfig:
 
 
 def _load_or_build_rm(cfg: RMTrainConfig) -> Any:
+    import torch
+
     from cooper.reward_model import VerifyRM
 
     model_dir = cfg.model
@@ -115,8 +117,10 @@ def _load_or_build_rm(cfg: RMTrainConfig) -> Any:
         from cooper.tiny import tiny_models
 
         model_dir = str(tiny_models(Path(cfg.out) / "tiny-base", seed=cfg.seed).rm_dir)
+    # fp32 weights even on GPU: the Trainer's bf16 flag is autocast over fp32 master weights; bf16 weights
+    # would make AdamW round most small updates away.
     return VerifyRM.from_pretrained(
-        model_dir, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code
+        model_dir, dtype=torch.float32, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code
     )
 
 
@@ -125,7 +129,7 @@ def _split(rows: list[dict[str, Any]], frac: float, seed: int) -> tuple[list[dic
         return rows, []
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    n_eval = max(1, round(len(rows) * frac))
+    n_eval = min(len(rows) - 1, max(1, round(len(rows) * frac)))  # at least one row on each side
     return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
 
 
@@ -176,10 +180,10 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
     set_seed(cfg.seed)
     rows, skipped = load_rm_rows(cfg.data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)
     if cfg.eval_data:
-        train_rows, eval_rows = (
-            rows,
-            load_rm_rows(cfg.eval_data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)[0],
+        eval_rows, eval_skipped = load_rm_rows(
+            cfg.eval_data, columns=cfg.columns, skip_invalid=cfg.skip_invalid
         )
+        train_rows, skipped = rows, skipped + eval_skipped  # skipped eval rows are counted too
     else:
         train_rows, eval_rows = _split(rows, cfg.eval_split, cfg.seed)
     out = Path(cfg.out)
@@ -211,7 +215,6 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
         report_to=cfg.report_to,
         use_cpu=not on_gpu,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )

@@ -90,8 +90,10 @@ class RMEncoder:
             _ids(self.tokenizer, completion),
         )
         budget = self.max_length - self.fixed
-        # Question and reference stay whole while the completion keeps its minimum share.
-        room_for_qr = budget - min(len(comp), MIN_COMPLETION_TOKENS)
+        # Question and reference stay whole while the completion keeps its minimum share; on a small budget
+        # that share is capped so a clipped question and reference each keep their marker and some text.
+        reserve = min(len(comp), MIN_COMPLETION_TOKENS, budget - 2 * (len(self.marker) + 2))
+        room_for_qr = budget - reserve
         if len(q) + len(ref) > room_for_qr:
             ref = clip_middle(ref, max(room_for_qr // 2, room_for_qr - len(q)), self.marker)
             q = clip_middle(q, room_for_qr - len(ref), self.marker)
