@@ -15,7 +15,7 @@ import sys
 log = logging.getLogger("cooper")
 
 # Modules that add subcommands, in the order `cooper --help` lists them.
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["cooper.rm_train", "cooper.train", "cooper.evaluate", "cooper.annotate"]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -68,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -76,7 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    from cooper.data import DataError
+
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, FileNotFoundError, ValueError) as e:  # bad input: say what and where, no traceback
+        if args.verbose:
+            raise
+        log.error("%s: %s", type(e).__name__, e)
+        return 2
 
 
 if __name__ == "__main__":

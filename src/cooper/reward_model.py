@@ -66,6 +66,9 @@ class VerifyRM:
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.encoder = RMEncoder(tokenizer, self.max_length)
+        # Set to torch.bfloat16 to compute in bf16 over fp32 weights (what an RM trained during RL wants on
+        # a GPU: bf16 weights would make AdamW round small updates away).
+        self.autocast_dtype: Any = None
 
     # -- loading and saving -------------------------------------------------------------------------
     @classmethod
@@ -80,12 +83,19 @@ class VerifyRM:
     ) -> VerifyRM:
         """Load from a local directory; bf16 on GPU and fp32 on CPU unless ``dtype`` says otherwise."""
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         path = check_model_dir(path, "reward model")
         device = device or default_device()
         if dtype is None:
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        is_classifier = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+        if is_classifier and config.num_labels != 1:  # a base LM gets a fresh one-logit head instead
+            raise ValueError(
+                f"{path} holds a classifier with num_labels={config.num_labels}; VerifyRM needs a one-logit "
+                "classifier (or a base model, which gets a new one-logit head)"
+            )
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True
@@ -94,7 +104,10 @@ class VerifyRM:
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         if meta.get("template_version", TEMPLATE_VERSION) != TEMPLATE_VERSION:
             log.warning(
-                "%s was trained with RM template v%s; this cooper uses v%s", path, meta, TEMPLATE_VERSION
+                "%s was trained with RM template v%s; this cooper uses v%s",
+                path,
+                meta.get("template_version"),
+                TEMPLATE_VERSION,
             )
         max_length = max_length or meta.get("max_length") or _model_context(model) or DEFAULT_MAX_LENGTH
         return cls(model.to(device).eval(), tokenizer, max_length=max_length)
@@ -131,7 +144,12 @@ class VerifyRM:
 
     def logits(self, ids: list[list[int]]) -> torch.Tensor:
         """Raw scores s(q, ref, c), shape (B,), with gradients (for training)."""
-        out = self.model(**self.collate(ids))
+        import torch
+
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+        ):
+            out = self.model(**self.collate(ids))
         return out.logits.squeeze(-1).float()  # (B, 1) -> (B,)
 
     # -- scoring ------------------------------------------------------------------------------------

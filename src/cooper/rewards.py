@@ -1,0 +1,197 @@
+"""The three reward modes as one TRL reward callable, with the reward-hacking monitor.
+
+``RewardFunction(mode=...)`` is passed to ``trl.GRPOTrainer(reward_funcs=[...])``. TRL calls it on each
+process with that process's completions and the dataset columns (``question``, ``reference``, ``id``).
+Each call is one step of the algorithm box:
+
+1. score   the completions with the RM as it is now (the previous step's weights) — ``static_rm``, ``cooper``
+2. verify  every completion with the rule verifier (all modes: the monitor needs it)
+3. return  the rewards TRL's GRPO update uses (verifier 0/1 in ``rule``, P(correct) otherwise)
+4-6.       in ``cooper`` mode, gather the groups from every rank, pick positives, make negatives and take
+           one RM step (:mod:`cooper.cooper`); the policy update of this step already has its rewards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from cooper.cooper import Pair, RMUpdater, group_indices, select_positives
+from cooper.negatives import NegativeRequest, NegativeSource, make_negatives
+from cooper.verify import is_correct_batch
+
+log = logging.getLogger(__name__)
+
+MODES = ("rule", "static_rm", "cooper")
+
+
+def completion_text(completion: Any) -> str:
+    """Text of a TRL completion: a string, or a conversational list of messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
+    return str(completion)
+
+
+def _gather(obj: list[Any]) -> list[Any]:
+    """Concatenate a list from every rank, in rank order (identity on one process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, obj)
+    return [x for part in parts for x in part]
+
+
+@dataclass
+class StepRecord:
+    """What one reward call measured; the training loop writes it to metrics.jsonl."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class RewardFunction:
+    """A TRL reward callable for mode ``rule``, ``static_rm`` or ``cooper`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        mode: str,
+        *,
+        rm: Any = None,
+        updater: RMUpdater | None = None,
+        negative_order: tuple[str, ...] = ("perturb", "policy"),
+        negative_sources: dict[str, NegativeSource] | None = None,
+        positive: str = "first",
+        rm_batch_size: int = 16,
+        verifier_timeout_s: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"reward mode must be one of {MODES}, got {mode!r}")
+        if mode != "rule" and rm is None:
+            raise ValueError(f"reward mode {mode!r} needs a reward model (reward.rm)")
+        if mode == "cooper" and updater is None:
+            raise ValueError("reward mode 'cooper' needs an RMUpdater")
+        from cooper.negatives import NEGATIVE_SOURCES
+
+        self.mode = mode
+        self.rm = rm
+        self.updater = updater
+        self.negative_order = tuple(negative_order)
+        self.negative_sources = dict(negative_sources or NEGATIVE_SOURCES)
+        for name in self.negative_order:
+            if name not in self.negative_sources:
+                raise ValueError(
+                    f"unknown negative source {name!r}; available: {sorted(self.negative_sources)}"
+                )
+        self.positive = positive
+        self.rm_batch_size = rm_batch_size
+        self.verifier_timeout_s = verifier_timeout_s
+        self.rng = random.Random(seed)
+        self.__name__ = mode  # TRL names the reward column after the callable
+        self.calls = 0
+        self.last: StepRecord = StepRecord()
+        self.totals: Counter[str] = Counter()  # counted across the run: fallbacks, rejections, skips
+
+    def __call__(
+        self,
+        prompts: list[Any],
+        completions: list[Any],
+        *,
+        reference: list[str],
+        question: list[str] | None = None,
+        id: list[Any] | None = None,  # noqa: A002 - the dataset column TRL passes through
+        log_metric: Any = None,
+        **_: Any,
+    ) -> list[float]:
+        rec = StepRecord()
+        rec.seconds["started"] = time.perf_counter()
+        texts = [completion_text(c) for c in completions]
+        questions = question or [completion_text(p) for p in prompts]
+        groups = id if id is not None else [completion_text(p) for p in prompts]
+
+        t = time.perf_counter()
+        probs = self.rm.score(questions, reference, texts, batch_size=self.rm_batch_size) if self.rm else None
+        rec.seconds["scoring"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        correct = is_correct_batch(texts, reference, timeout_s=self.verifier_timeout_s)
+        rec.seconds["verification"] = time.perf_counter() - t
+
+        rewards = [float(c) for c in correct] if self.mode == "rule" else list(probs)
+
+        # Everything below sees all ranks' rollouts, so groups split across ranks are whole again.
+        g_correct = _gather(list(correct))
+        g_probs = _gather(list(probs)) if probs is not None else None
+        m = rec.metrics
+        m["reward/rule_accuracy"] = sum(g_correct) / len(g_correct)
+        if g_probs is not None:
+            m["reward/rm_mean"] = sum(g_probs) / len(g_probs)
+            m["reward/hacking_gap"] = m["reward/rm_mean"] - m["reward/rule_accuracy"]
+        m["reward/policy_reward_mean"] = sum(_gather(rewards)) / len(g_correct)
+
+        if self.mode == "cooper":
+            self._cooper_update(
+                rec,
+                _gather(list(questions)),
+                _gather(list(reference)),
+                _gather(texts),
+                g_correct,
+                g_probs,
+                _gather(list(groups)),
+            )
+        m.update({f"totals/{k}": float(v) for k, v in self.totals.items()})
+        if log_metric is not None:
+            for k, v in m.items():
+                if isinstance(v, float) and math.isfinite(v):
+                    log_metric(k, v)
+        rec.seconds["ended"] = time.perf_counter()
+        self.last = rec
+        self.calls += 1
+        return rewards
+
+    def _cooper_update(
+        self,
+        rec: StepRecord,
+        questions: list[str],
+        references: list[str],
+        texts: list[str],
+        correct: list[bool],
+        probs: list[float] | None,
+        groups: list[Any],
+    ) -> None:
+        t = time.perf_counter()
+        positives = select_positives(groups, correct, self.positive, self.rng)
+        members = group_indices(groups)
+        requests, keys = [], []
+        for g, i in positives.items():
+            others = [
+                (texts[j], correct[j], probs[j] if probs is not None else None) for j in members[g] if j != i
+            ]
+            requests.append(NegativeRequest(questions[i], references[i], texts[i], others))
+            keys.append(i)
+        made, counts = make_negatives(requests, self.negative_order, self.negative_sources, self.rng)
+        pairs = [
+            Pair(req.question, req.reference, req.positive, neg[0], neg[1])
+            for req, neg in zip(requests, made, strict=True)
+            if neg is not None
+        ]
+        rec.seconds["negatives"] = time.perf_counter() - t
+        self.totals.update(counts)
+        rec.metrics.update({k: float(v) for k, v in counts.items()})
+        rec.metrics["rm/groups_with_positive"] = float(len(positives))
+        rec.metrics["rm/groups"] = float(len(members))
+
+        t = time.perf_counter()
+        update = self.updater.update(pairs)
+        rec.seconds["rm_update"] = time.perf_counter() - t
+        self.totals["rm/skipped_updates"] += int(update.get("rm/skipped_update", 0))
+        rec.metrics.update(update)

@@ -1,0 +1,72 @@
+"""Supervised warm start of a policy with TRL's ``SFTTrainer`` (the paper starts RL from instruct models;
+a tiny random policy needs this before RL has any reward to learn from)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def sft_warm_start(
+    policy_dir: str | Path,
+    examples: list[dict[str, str]],
+    out_dir: str | Path,
+    *,
+    max_steps: int = 100,
+    learning_rate: float = 1e-3,
+    batch_size: int = 16,
+    seed: int = 0,
+    max_length: int = 256,
+) -> Path:
+    """Fine-tune on ``examples`` (``{"prompt", "completion"}`` user/assistant text) and save to ``out_dir``.
+
+    Conversational prompt-completion rows through the model's chat template; loss on the completion only.
+    """
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if not examples:
+        raise ValueError("sft_warm_start needs at least one example")
+    data = Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": e["prompt"]}] for e in examples],
+            "completion": [[{"role": "assistant", "content": e["completion"]}] for e in examples],
+        }
+    )
+    on_gpu = torch.cuda.is_available()
+    args = SFTConfig(
+        output_dir=str(Path(out_dir) / "sft-checkpoints"),
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        logging_steps=max(1, max_steps // 10),
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        use_cpu=not on_gpu,
+        bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
+        max_length=max_length,
+        completion_only_loss=True,
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(model=str(policy_dir), args=args, train_dataset=data)
+    trainer.train()
+    out = Path(out_dir)
+    trainer.save_model(str(out))
+    log.info("SFT warm start: %d steps on %d examples -> %s", max_steps, len(examples), out)
+    return out
+
+
+def as_examples(
+    rows: list[dict[str, Any]], instruction: str, completion_key: str = "completion"
+) -> list[dict]:
+    """Prompt/completion pairs in the same user-message format ``cooper train`` uses."""
+    return [
+        {"prompt": f"{r['question']}\n{instruction}".strip(), "completion": r[completion_key]} for r in rows
+    ]

@@ -1,0 +1,367 @@
+"""``cooper train``: GRPO through TRL's ``GRPOTrainer`` with the rule, static-RM or Cooper reward.
+
+TRL does generation, the GRPO loss, KL, PEFT, DeepSpeed/FSDP, logging and policy checkpoints; cooper adds
+the reward callable (:mod:`cooper.rewards`) and one ``TrainerCallback`` (:class:`CooperCallback`) that
+writes ``OUT/metrics.jsonl`` every step (the reward-hacking monitor), warns when the hacking gap stays high,
+and saves the reward model, its optimizer and the reward's RNG into each TRL checkpoint, so ``--resume``
+continues with policy and RM consistent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from cooper.io import atomic_write_json
+from cooper.train_config import TrainConfig, config_to_dict, load_config, parse_overrides
+
+log = logging.getLogger(__name__)
+
+RM_STATE_DIR = "cooper_rm"
+COMPLETE_MARKER = "COMPLETE"
+
+
+# -- data -------------------------------------------------------------------------------------------
+def load_prompts(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Rows ``{id, question, reference}``; a row without a reference is an error before training."""
+    from cooper.data import load_benchmark, load_rows
+
+    d = cfg.data
+    if d.benchmark:
+        rows = load_benchmark(d.benchmark, data_dir=d.data_dir, limit=d.limit)
+    else:
+        rows = load_rows(d.files, columns=d.columns, required=("question", "reference"))[: d.limit]
+    if not rows:
+        raise ValueError("the training data has no rows")
+    return rows
+
+
+def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
+    from datasets import Dataset
+
+    def prompt(q: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"{q}\n{instruction}".strip()}]
+
+    return Dataset.from_dict(
+        {
+            "prompt": [prompt(r["question"]) for r in rows],
+            "question": [r["question"] for r in rows],
+            "reference": [r["reference"] for r in rows],
+            "id": [str(r["id"]) for r in rows],
+        }
+    )
+
+
+# -- models -----------------------------------------------------------------------------------------
+def resolve_models(cfg: TrainConfig) -> tuple[str, str | None]:
+    """Local directories of the policy and the RM ("tiny" builds tiny random-init models, offline)."""
+    from cooper.reward_model import check_model_dir
+
+    policy, rm = cfg.policy, cfg.reward.rm
+    if "tiny" in (policy, rm):
+        from cooper.tiny import tiny_models
+
+        paths = tiny_models(Path(cfg.output_dir) / "tiny-base", seed=cfg.seed)
+        policy = str(paths.policy_dir) if policy == "tiny" else policy
+        rm = str(paths.rm_dir) if rm == "tiny" else rm
+    check_model_dir(policy, "policy")
+    if rm:
+        check_model_dir(rm, "reward model")
+    return policy, rm
+
+
+def grpo_config(cfg: TrainConfig) -> Any:
+    """TRL's GRPOConfig from the ``grpo`` section, with CPU-safe defaults the user can override."""
+    import torch
+    from trl import GRPOConfig
+
+    on_gpu = torch.cuda.is_available()
+    defaults: dict[str, Any] = {
+        "logging_steps": 1,
+        "report_to": "none",
+        "save_strategy": "steps",
+        "save_steps": 50,
+        "use_cpu": not on_gpu,
+        "bf16": bool(on_gpu and torch.cuda.is_bf16_supported()),
+        "gradient_checkpointing": False,
+        "remove_unused_columns": False,
+    }
+    kwargs = {**defaults, **cfg.grpo, "output_dir": cfg.output_dir, "seed": cfg.seed}
+    try:
+        return GRPOConfig(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"grpo section: {e} (keys pass to trl.GRPOConfig unchanged)") from None
+
+
+def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
+    from cooper.cooper import RMUpdater
+    from cooper.rewards import RewardFunction
+
+    rm = None
+    if rm_dir:
+        import torch
+
+        from cooper.reward_model import VerifyRM
+
+        train_rm = cfg.reward.mode == "cooper"
+        on_gpu = torch.cuda.is_available()
+        rm = VerifyRM.from_pretrained(
+            rm_dir,
+            max_length=cfg.reward.rm_max_length,
+            trust_remote_code=cfg.trust_remote_code,
+            dtype=torch.float32 if train_rm else None,  # fp32 master weights for the RM's own optimizer
+        )
+        if train_rm and on_gpu and torch.cuda.is_bf16_supported():
+            rm.autocast_dtype = torch.bfloat16
+    updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" else None
+    sources = None
+    if "assistant" in cfg.cooper.negatives:
+        from cooper.endpoints import ChatClient, EndpointConfig
+        from cooper.negatives import NEGATIVE_SOURCES, AssistantSource
+
+        a = cfg.cooper.assistant
+        client = ChatClient(EndpointConfig(**vars(a)))
+        client.preflight()  # an unreachable endpoint is reported before training starts
+        sources = {**NEGATIVE_SOURCES, "assistant": AssistantSource(client)}
+    return RewardFunction(
+        cfg.reward.mode,
+        rm=rm,
+        updater=updater,
+        negative_order=tuple(cfg.cooper.negatives),
+        negative_sources=sources,
+        positive=cfg.cooper.positive,
+        rm_batch_size=cfg.reward.rm_batch_size,
+        verifier_timeout_s=cfg.reward.verifier_timeout_s,
+        seed=cfg.seed,
+    )
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+def save_reward_state(reward: Any, ckpt_dir: Path) -> Path:
+    """RM weights + tokenizer, its optimizer/scheduler and the reward's RNG and counters, atomically."""
+    import torch
+
+    final = ckpt_dir / RM_STATE_DIR
+    tmp = ckpt_dir / f".{RM_STATE_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if reward.mode == "cooper":
+        reward.rm.save_pretrained(tmp / "model")
+        torch.save(reward.updater.state_dict(), tmp / "updater.pt")
+    with open(tmp / "reward_state.pkl", "wb") as f:
+        pickle.dump({"rng": reward.rng.getstate(), "totals": dict(reward.totals), "calls": reward.calls}, f)
+    (tmp / COMPLETE_MARKER).write_text("ok\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def load_reward_state(reward: Any, ckpt_dir: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    state_dir = ckpt_dir / RM_STATE_DIR
+    if reward.mode == "cooper":
+        weights = load_file(str(state_dir / "model" / "model.safetensors"))
+        reward.rm.model.load_state_dict(weights, strict=False)
+        reward.updater.load_state_dict(torch.load(state_dir / "updater.pt", weights_only=False))
+    with open(state_dir / "reward_state.pkl", "rb") as f:
+        st = pickle.load(f)  # noqa: S301 - our own file, written by save_reward_state
+    reward.rng.setstate(st["rng"])
+    reward.totals.update(st["totals"])
+    reward.calls = st["calls"]
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` whose Trainer state and cooper state are both complete."""
+    found = []
+    for d in Path(output_dir).glob("checkpoint-*"):
+        step = d.name.removeprefix("checkpoint-")
+        if (
+            step.isdigit()
+            and (d / "trainer_state.json").is_file()
+            and (d / RM_STATE_DIR / COMPLETE_MARKER).is_file()
+        ):
+            found.append((int(step), d))
+        elif step.isdigit():
+            log.warning("skipping incomplete checkpoint %s", d)
+    return max(found)[1] if found else None
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep metrics.jsonl rows up to ``last_step`` (a resumed run rewrites the steps after it)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a torn last line
+        if row.get("step", 0) <= last_step:
+            keep.append(line)
+    from cooper.io import atomic_write_text
+
+    atomic_write_text(path, "".join(x + "\n" for x in keep))
+
+
+# -- the callback -----------------------------------------------------------------------------------
+class CooperCallbackMixin:
+    """metrics.jsonl every step, the hacking-gap warning, and the RM state in every checkpoint.
+
+    Combined with ``transformers.TrainerCallback`` by :func:`cooper_callback` (so importing this module
+    does not import transformers).
+    """
+
+    def __init__(self, reward: Any, cfg: TrainConfig, is_main: bool) -> None:
+        self.reward = reward
+        self.cfg = cfg
+        self.is_main = is_main
+        self.metrics_path = Path(cfg.output_dir) / "metrics.jsonl"
+        self.t_step = time.perf_counter()
+        self.high_gap_steps = 0
+        self.calls_seen = reward.calls
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.t_step = time.perf_counter()
+        self.t_begin_wall = time.time()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        now = time.perf_counter()
+        rec = self.reward.last
+        row: dict[str, Any] = {
+            "step": state.global_step,
+            "time": time.time(),
+            "new_rollouts": self.reward.calls > self.calls_seen,
+        }
+        self.calls_seen = self.reward.calls
+        row.update(rec.metrics)
+        seconds = dict(rec.seconds)
+        if "started" in seconds:
+            seconds["generation"] = max(0.0, seconds.pop("started") - self.t_step)
+            seconds["policy_update"] = max(0.0, now - seconds.pop("ended"))
+        seconds["step"] = now - self.t_step
+        row.update({f"seconds/{k}": v for k, v in seconds.items()})
+        self._monitor(row)
+        if self.is_main:
+            with self.metrics_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _monitor(self, row: dict[str, Any]) -> None:
+        gap = row.get("reward/hacking_gap")
+        m = self.cfg.monitor
+        self.high_gap_steps = (
+            self.high_gap_steps + 1 if gap is not None and gap > m.hacking_gap_threshold else 0
+        )
+        if self.high_gap_steps == m.patience:
+            log.warning(
+                "possible reward hacking: RM reward exceeds verified accuracy by more than %.2f for %d steps "
+                "(step %d, gap %.3f)",
+                m.hacking_gap_threshold,
+                m.patience,
+                row["step"],
+                gap,
+            )
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.is_main:
+            save_reward_state(self.reward, Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+
+def cooper_callback(reward: Any, cfg: TrainConfig, is_main: bool) -> Any:
+    from transformers import TrainerCallback
+
+    cls = type("CooperCallback", (CooperCallbackMixin, TrainerCallback), {})
+    return cls(reward, cfg, is_main)
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Train per ``cfg``; returns a summary. Writes OUT/config.json, OUT/metrics.jsonl, checkpoints."""
+    from transformers import set_seed
+    from trl import GRPOTrainer
+
+    set_seed(cfg.seed)
+    out = Path(cfg.output_dir)
+    rows = load_prompts(cfg)  # bad data fails here, before any model is loaded
+    policy_dir, rm_dir = resolve_models(cfg)
+    reward = build_reward(cfg, rm_dir)
+    args = grpo_config(cfg)
+    ckpt = latest_checkpoint(out) if resume else None
+    if resume and ckpt is None:
+        log.info("--resume: no complete checkpoint in %s; starting fresh", out)
+    if ckpt is not None:
+        load_reward_state(reward, ckpt)
+        step = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]
+        truncate_metrics(out / "metrics.jsonl", step)
+        log.info("resuming from %s (step %d)", ckpt, step)
+    elif (out / "metrics.jsonl").exists():
+        (out / "metrics.jsonl").unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", config_to_dict(cfg))
+
+    trainer = GRPOTrainer(
+        model=policy_dir,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=build_dataset(rows, cfg.data.instruction),
+    )
+    callback = cooper_callback(reward, cfg, trainer.accelerator.is_main_process)
+    trainer.add_callback(callback)
+    t = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    trainer.save_model(str(out / "policy"))
+    if reward.mode == "cooper" and trainer.accelerator.is_main_process:
+        reward.rm.save_pretrained(out / "reward_model")
+    summary = {
+        "mode": cfg.reward.mode,
+        "steps": trainer.state.global_step,
+        "seconds": time.perf_counter() - t,
+        "totals": dict(reward.totals),
+        "last": reward.last.metrics,
+    }
+    if trainer.accelerator.is_main_process:
+        atomic_write_json(out / "summary.json", summary)
+        if cfg.monitor.plot:
+            from cooper.plots import plot_run
+
+            plot_run(out)
+    return summary
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="GRPO on TRL with a rule, static-RM or Cooper (co-trained RM) reward",
+        description="Train a policy with TRL's GRPOTrainer. CONFIG is YAML (see configs/); override any key "
+        "with --section.key value, e.g. --reward.mode static_rm --grpo.max_steps 20.",
+    )
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    p.set_defaults(func=_run_cli, accepts_overrides=True)
+
+    q = sub.add_parser("plot", help="render a training run's metrics.jsonl to PNG plots")
+    q.add_argument("run_dir", help="the output_dir of a cooper train run")
+    q.set_defaults(func=_run_plot)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, parse_overrides(args.overrides))
+    summary = train(cfg, resume=args.resume)
+    print(json.dumps({k: summary[k] for k in ("mode", "steps", "seconds")}))
+    return 0
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from cooper.plots import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0

@@ -1,0 +1,233 @@
+"""`cooper train` end to end on CPU with tiny models: each mode trains, Cooper's RM moves and the static
+one does not, the monitor writes every step, checkpoints carry the RM, resume continues without gaps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cooper.data import DataError
+from cooper.train import latest_checkpoint, load_prompts, train
+from cooper.train_config import load_config, parse_overrides
+
+REPO = Path(__file__).resolve().parent.parent
+DIGITS = REPO / "configs" / "data" / "digits.jsonl"
+INSTRUCTION = "Answer with the digit."
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny policy warm-started (SFT) to answer 'The answer is D.' and a tiny random RM."""
+    from cooper.sft import as_examples, sft_warm_start
+    from cooper.tiny import tiny_models
+
+    root = tmp_path_factory.mktemp("models")
+    paths = tiny_models(root)
+    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
+    examples = as_examples(
+        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], INSTRUCTION
+    )
+    policy = sft_warm_start(paths.policy_dir, examples, root / "sft", max_steps=30, learning_rate=3e-3)
+    return {"policy": str(policy), "rm": str(paths.rm_dir)}
+
+
+def _cfg(models, out, mode, **grpo):
+    base = {
+        "output_dir": str(out),
+        "policy": models["policy"],
+        "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 32},
+        "reward": {"mode": mode, "rm": models["rm"], "rm_max_length": 128},
+        "cooper": {"rm_update": {"learning_rate": 1e-3}},
+        "monitor": {"plot": False},
+        "grpo": {
+            "max_steps": 3,
+            "learning_rate": 1e-3,
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 12,
+            "save_steps": 100,
+            "beta": 0.0,
+            **grpo,
+        },
+    }
+    return load_config(None, [], **base)
+
+
+def _weights(path: str | Path) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(path) / "model.safetensors"))
+
+
+def _changed(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("mode", ["rule", "static_rm", "cooper"])
+def test_each_mode_trains(models, tmp_path, mode, monkeypatch):
+    seen_kwargs: dict = {}
+    from cooper import rewards
+
+    real_call = rewards.RewardFunction.__call__
+
+    def spy(self, prompts, completions, **kw):
+        seen_kwargs.update(kw)
+        return real_call(self, prompts, completions, **kw)
+
+    monkeypatch.setattr(rewards.RewardFunction, "__call__", spy)
+    summary = train(_cfg(models, tmp_path, mode))
+    assert summary["steps"] == 3
+    # TRL's reward-callable contract we rely on: dataset columns and the metric logger come through
+    for key in ("reference", "question", "id", "log_metric"):
+        assert key in seen_kwargs, f"TRL no longer passes {key!r} to reward functions"
+    assert _changed(_weights(models["policy"]), _weights(tmp_path / "policy"))
+
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for key in (
+        "reward/rule_accuracy",
+        "seconds/generation",
+        "seconds/verification",
+        "seconds/policy_update",
+    ):
+        assert all(key in r for r in rows), key
+    if mode != "rule":
+        assert all("reward/rm_mean" in r and "reward/hacking_gap" in r for r in rows)
+        r = rows[-1]
+        assert r["reward/hacking_gap"] == pytest.approx(r["reward/rm_mean"] - r["reward/rule_accuracy"])
+    if mode == "cooper":
+        assert all("rm/valid_pairs" in r for r in rows)
+        assert sum(r["rm/valid_pairs"] for r in rows) > 0, "no pair formed in 3 steps"
+        assert any("rm/pair_accuracy" in r for r in rows)
+        assert _changed(_weights(models["rm"]), _weights(tmp_path / "reward_model"))
+    else:
+        assert not (tmp_path / "reward_model").exists()
+
+
+def test_static_rm_stays_frozen(models, tmp_path):
+    from cooper import train as train_mod
+
+    captured = {}
+    real = train_mod.build_reward
+
+    def keep(cfg, rm_dir):
+        captured["reward"] = real(cfg, rm_dir)
+        return captured["reward"]
+
+    train_mod.build_reward = keep
+    try:
+        train(_cfg(models, tmp_path, "static_rm"))
+    finally:
+        train_mod.build_reward = real
+    after = {k: v.detach().cpu() for k, v in captured["reward"].rm.model.state_dict().items()}
+    before = _weights(models["rm"])
+    assert not _changed({k: before[k] for k in before}, {k: after[k] for k in before})
+
+
+def test_resume_continues_with_the_saved_rm(models, tmp_path):
+    first = train(_cfg(models, tmp_path, "cooper", max_steps=2, save_steps=2))
+    assert first["steps"] == 2
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt is not None and ckpt.name == "checkpoint-2"
+    saved_rm = _weights(ckpt / "cooper_rm" / "model")
+
+    # a torn checkpoint (no completion marker) must be skipped
+    torn = tmp_path / "checkpoint-3"
+    torn.mkdir()
+    (torn / "trainer_state.json").write_text("{}")
+    assert latest_checkpoint(tmp_path) == ckpt
+
+    from cooper import train as train_mod
+
+    loaded = {}
+    real_load = train_mod.load_reward_state
+
+    def spy(reward, path):
+        real_load(reward, path)
+        loaded.update({k: v.detach().clone() for k, v in reward.rm.model.state_dict().items()})
+
+    train_mod.load_reward_state = spy
+    try:
+        second = train(_cfg(models, tmp_path, "cooper", max_steps=4, save_steps=2), resume=True)
+    finally:
+        train_mod.load_reward_state = real_load
+    assert second["steps"] == 4
+    assert not _changed(saved_rm, {k: loaded[k] for k in saved_rm})
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_prompts_without_reference_fail_before_training(tmp_path, models):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "Repeat 3."}) + "\n")
+    cfg = _cfg(models, tmp_path / "out", "rule")
+    cfg.data.files = [str(bad)]
+    with pytest.raises(DataError, match="line 1: missing field 'reference'"):
+        load_prompts(cfg)
+    with pytest.raises(DataError):
+        train(cfg)
+    assert not (tmp_path / "out" / "config.json").exists()
+
+
+def test_bad_reward_models_fail_at_start_up(tmp_path, models):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from cooper.reward_model import VerifyRM
+
+    two_labels = AutoModelForSequenceClassification.from_config(
+        AutoConfig.from_pretrained(models["rm"], num_labels=2)
+    )
+    with pytest.raises(ValueError, match="num_labels"):
+        VerifyRM(two_labels, AutoTokenizer.from_pretrained(models["rm"]))
+    tok = AutoTokenizer.from_pretrained(models["rm"])
+    tok.pad_token = None
+    with pytest.raises(ValueError, match="pad token"):
+        VerifyRM(AutoModelForSequenceClassification.from_pretrained(models["rm"]), tok)
+
+
+def test_config_errors_and_overrides(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        f"output_dir: {tmp_path}/o\ndata: {{files: [{DIGITS}]}}\nreward: {{mode: rule, rm: null}}\n"
+    )
+    cfg = load_config(
+        cfg_file, parse_overrides(["--grpo.max_steps", "7", "--reward.mode=static_rm", "--reward.rm", "x"])
+    )
+    assert cfg.grpo == {"max_steps": 7} and cfg.reward.mode == "static_rm" and cfg.reward.rm == "x"
+    with pytest.raises(ValueError, match="unknown key"):
+        load_config(cfg_file, parse_overrides(["--reward.moed", "rule"]))
+    with pytest.raises(ValueError, match="reward.mode"):
+        load_config(cfg_file, parse_overrides(["--reward.mode", "magic"]))
+    with pytest.raises(ValueError, match="needs reward.rm"):
+        load_config(cfg_file, parse_overrides(["--reward.mode", "cooper"]))
+    with pytest.raises(ValueError, match="assistant"):
+        load_config(cfg_file, parse_overrides(["--cooper.negatives", "[assistant]"]))
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_cli_train_and_plot(models, tmp_path, capsys):
+    from cooper.cli import main
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        "\n".join(
+            [
+                f"output_dir: {tmp_path / 'run'}",
+                f"policy: {models['policy']}",
+                f"data: {{files: [{DIGITS}], limit: 8, instruction: '{INSTRUCTION}'}}",
+                f"reward: {{mode: cooper, rm: {models['rm']}, rm_max_length: 128}}",
+                "grpo: {per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8}",
+            ]
+        )
+    )
+    assert main(["train", str(cfg_file), "--grpo.max_steps", "2"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+    pngs = sorted(p.name for p in (tmp_path / "run" / "plots").glob("*.png"))
+    assert "reward_hacking_gap.png" in pngs and "reward_rule_accuracy.png" in pngs
+    assert main(["plot", str(tmp_path / "run")]) == 0
+    assert main(["train", str(cfg_file), "--reward.mode", "nonsense"]) == 2
