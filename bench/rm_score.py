@@ -12,32 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from cooper.data import resolve_data_dir
+from cooper.data import load_gsm8k_model_solutions
 from cooper.reward_model import VerifyRM
 from cooper.tiny import tiny_models
 
 
 def load_items(limit: int | None) -> tuple[list[str], list[str], list[str]]:
-    questions, references, completions = [], [], []
-    path = Path(resolve_data_dir()) / "gsm8k" / "example_model_solutions.jsonl"
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            ref = re.search(r"A:\s*(.+?)\s*$", row["ground_truth"]).group(1).replace(",", "")
-            for value in row.values():
-                if isinstance(value, dict) and "solution" in value:
-                    questions.append(row["question"])
-                    references.append(ref)
-                    completions.append(value["solution"])
-    n = limit or len(questions)
-    return questions[:n], references[:n], completions[:n]
+    rows = load_gsm8k_model_solutions(limit=limit or None)
+    return tuple([r[key] for r in rows] for key in ("question", "reference", "completion"))
 
 
 def main() -> None:

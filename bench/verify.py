@@ -14,28 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from cooper.data import load_benchmark, resolve_data_dir
+from cooper.data import load_benchmark, load_gsm8k_model_solutions
 from cooper.verify import is_correct_batch
 from cooper.verify_pool import shared_pool
 
 
 def load_items(limit: int | None) -> list[tuple[str, str, bool]]:
     """(response, reference, label) triples."""
-    items: list[tuple[str, str, bool]] = []
-    path = Path(resolve_data_dir()) / "gsm8k" / "example_model_solutions.jsonl"
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            ref = re.search(r"A:\s*(.+?)\s*$", row["ground_truth"]).group(1).replace(",", "")
-            for value in row.values():
-                if isinstance(value, dict) and "solution" in value:
-                    items.append((value["solution"], ref, bool(value["is_correct"])))
+    items = [(r["completion"], r["reference"], r["label"]) for r in load_gsm8k_model_solutions()]
     items += [(r["solution"], r["reference"], True) for r in load_benchmark("math500")]
     return items[:limit] if limit else items
 

@@ -1,6 +1,6 @@
 """Tests for cooper.annotate (``cooper annotate``): strict verdicts, agreement filter, resume, bad input.
 
-The LLM judge is a stdlib HTTP server (:class:`FakeEndpoint` from ``test_endpoints.py``) that answers from
+The LLM judge is a stdlib HTTP server (:class:`FakeEndpoint` from ``helpers_endpoint.py``) that answers from
 the prompt's content; the last test runs the whole command against a real ``transformers serve``.
 """
 
@@ -26,7 +26,8 @@ from cooper.annotate import annotate, judge_messages, load_input_rows, parse_ver
 from cooper.cli import main
 from cooper.data import DataError
 from cooper.io import read_jsonl
-from test_endpoints import FakeEndpoint, Reply, chat_body, free_port
+from cooper.tiny import TinyPaths
+from helpers_endpoint import FakeEndpoint, Reply, chat_body, free_port
 
 ROWS = [
     {"id": "p1", "question": "What is 1+1?", "reference": "2", "completion": "1+1=2, so \\boxed{2}.", "source": "arith"},
@@ -380,23 +381,14 @@ def test_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
 # --- generator mode ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Generate on one thread (on a busy 2-core machine more threads make the tiny model much slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_generator_mode_with_the_tiny_model(
-    tmp_path: Path, judge_server: FakeEndpoint, caplog: pytest.LogCaptureFixture, one_torch_thread: None
+    tmp_path: Path,
+    judge_server: FakeEndpoint,
+    caplog: pytest.LogCaptureFixture,
+    one_torch_thread: None,
+    tiny_paths: TinyPaths,
 ) -> None:
-    from cooper.tiny import tiny_models
-
-    paths = tiny_models(tmp_path / "tiny")
+    paths = tiny_paths
     data = write_jsonl(
         tmp_path / "q.jsonl", [{k: r[k] for k in ("id", "question", "reference")} for r in ROWS[:3]]
     )
@@ -453,12 +445,10 @@ def verdict_model(policy_dir: Path, out_dir: Path) -> Path:
 
 @pytest.mark.slow
 def test_real_transformers_serve(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tiny_paths: TinyPaths
 ) -> None:
-    from cooper.tiny import tiny_models
-
     t0 = time.perf_counter()
-    model = verdict_model(tiny_models(tmp_path / "tiny").policy_dir, tmp_path / "judge")
+    model = verdict_model(tiny_paths.policy_dir, tmp_path / "judge")
     port = free_port()
     env = (
         os.environ

@@ -105,6 +105,23 @@ def test_limit_and_unknown_name() -> None:
         load_benchmark("gsm9k")
 
 
+def test_gsm8k_model_solutions(benchmarks: dict) -> None:
+    rows = data.load_gsm8k_model_solutions()
+    assert len(rows) == 5276  # 1,319 problems x 4 models
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert {"id", "question", "reference", "completion", "label"} <= set(rows[0])
+    assert all(isinstance(r["label"], bool) for r in rows)
+    assert 0 < sum(r["label"] for r in rows) < len(rows)
+    assert all(r["reference"].strip() and r["question"].strip() and r["completion"] for r in rows)
+    assert rows[0]["id"] == "gsm8k-sol-0-6b_finetuning" and rows[0]["reference"] == "18"
+    # problem i is GSM8K test row i: same question, same reference (thousands separators removed)
+    test = benchmarks["gsm8k"]
+    for r in rows:
+        i = int(r["id"].split("-")[2])
+        assert (r["question"], r["reference"]) == (test[i]["question"], test[i]["reference"]), r["id"]
+    assert data.load_gsm8k_model_solutions(limit=6) == rows[:6]
+
+
 def test_cleaning_helpers() -> None:
     assert data.gsm8k_reference("so 1,000 + 2\n#### 1,234,567") == "1234567"
     assert data.gsm8k_reference("no marker") == ""

@@ -9,7 +9,6 @@ import json
 import logging
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,7 +37,7 @@ from cooper.generation import (
     length_sorted_batches,
     load_engine,
 )
-from cooper.tiny import tiny_models
+from cooper.tiny import TinyPaths
 
 FAST = dict(n=2, max_new_tokens=16, limit=3)
 
@@ -49,20 +48,12 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One torch thread: two OpenMP threads on a busy 2-core machine stall each other (10-100x slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_models(tmp_path_factory.mktemp("tiny")).policy_dir
+def policy_dir(tiny_paths: TinyPaths) -> Path:
+    return tiny_paths.policy_dir
 
 
 @pytest.fixture(scope="module")

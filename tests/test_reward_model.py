@@ -13,29 +13,17 @@ import torch
 
 from cooper.reward_model import RM_META_FILE, VerifyRM, length_buckets
 from cooper.templates import TEMPLATE_VERSION, encode_rm_input
-from cooper.tiny import TinyPaths, tiny_models
+from cooper.tiny import TinyPaths
 
 MAX_LENGTH = 192
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine extra threads make them far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyPaths:
-    # One cache directory per session, shared by the RM test modules (tiny_models reuses a complete set).
-    return tiny_models(tmp_path_factory.getbasetemp() / "tiny-models")
-
-
-@pytest.fixture(scope="module")
-def rm(tiny: TinyPaths) -> VerifyRM:
-    return VerifyRM.from_pretrained(tiny.rm_dir, device="cpu", max_length=MAX_LENGTH)
+def rm(tiny_paths: TinyPaths) -> VerifyRM:
+    return VerifyRM.from_pretrained(tiny_paths.rm_dir, device="cpu", max_length=MAX_LENGTH)
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +175,13 @@ def test_missing_directory_errors(tmp_path: Path) -> None:
         VerifyRM.from_pretrained(tmp_path / "empty")
 
 
-def test_num_labels_must_be_one(tiny: TinyPaths, tmp_path: Path) -> None:
+def test_num_labels_must_be_one(tiny_paths: TinyPaths, tmp_path: Path) -> None:
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(tiny.rm_dir)
+    config = AutoConfig.from_pretrained(tiny_paths.rm_dir)
     config.num_labels = 2
     two = AutoModelForSequenceClassification.from_config(config)
-    tok = AutoTokenizer.from_pretrained(tiny.rm_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_paths.rm_dir)
     with pytest.raises(ValueError, match="num_labels=2"):
         VerifyRM(two, tok)
     two.save_pretrained(tmp_path)
@@ -202,10 +190,10 @@ def test_num_labels_must_be_one(tiny: TinyPaths, tmp_path: Path) -> None:
         VerifyRM.from_pretrained(tmp_path, device="cpu")
 
 
-def test_tokenizer_needs_a_pad_token(rm: VerifyRM, tiny: TinyPaths) -> None:
+def test_tokenizer_needs_a_pad_token(rm: VerifyRM, tiny_paths: TinyPaths) -> None:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tiny.rm_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_paths.rm_dir)
     tok.pad_token = None
     with pytest.raises(ValueError, match="pad token"):
         VerifyRM(rm.model, tok)
@@ -220,9 +208,9 @@ def test_remote_code_is_off_by_default() -> None:
     assert RMTrainConfig(data=["x.jsonl"], out="o").trust_remote_code is False
 
 
-def test_base_language_model_gets_a_one_logit_head(tiny: TinyPaths) -> None:
+def test_base_language_model_gets_a_one_logit_head(tiny_paths: TinyPaths) -> None:
     """`train-rm --model BASE_LM` starts from a causal LM: it loads as a one-logit classifier."""
-    rm = VerifyRM.from_pretrained(tiny.policy_dir, device="cpu", max_length=128)
+    rm = VerifyRM.from_pretrained(tiny_paths.policy_dir, device="cpu", max_length=128)
     assert rm.model.config.num_labels == 1 and rm.max_length == 128
     (score,) = rm.score(["q?"], ["1"], ["\\boxed{1}"])
     assert 0.0 < score < 1.0

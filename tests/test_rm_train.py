@@ -16,22 +16,9 @@ from cooper.metrics import binary_metrics, roc_auc, score_metrics
 from cooper.reward_model import VerifyRM
 from cooper.rm_eval import evaluate_rm, judge_table, markdown
 from cooper.rm_train import RMTrainConfig, bce_loss, parse_columns, parse_label, train_rm
-from cooper.tiny import TinyPaths, tiny_models
+from cooper.tiny import TinyPaths
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine extra threads make them far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyPaths:
-    # One cache directory per session, shared by the RM test modules (tiny_models reuses a complete set).
-    return tiny_models(tmp_path_factory.getbasetemp() / "tiny-models")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -200,13 +187,13 @@ def test_split_keeps_rows_on_both_sides() -> None:
 
 
 @pytest.mark.slow
-def test_train_rm_learns_the_reference_comparison(tiny: TinyPaths, tmp_path: Path) -> None:
+def test_train_rm_learns_the_reference_comparison(tiny_paths: TinyPaths, tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "train.jsonl", digit_rows(800))
     out = tmp_path / "rm"
     cfg = RMTrainConfig(
         data=[str(data)],
         out=str(out),
-        model=str(tiny.rm_dir),
+        model=str(tiny_paths.rm_dir),
         # The comparison is learnt in a jump after a plateau; 16 epochs leave margin (here data seeds 0-2 all
         # reach >= 0.88 accuracy, seed 0 about 0.97; at 12 epochs one seed in three stays on the plateau).
         epochs=16,
@@ -236,7 +223,7 @@ def test_train_rm_learns_the_reference_comparison(tiny: TinyPaths, tmp_path: Pat
 
 
 def test_training_loads_fp32_weights(
-    monkeypatch: pytest.MonkeyPatch, tiny: TinyPaths, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tiny_paths: TinyPaths, tmp_path: Path
 ) -> None:
     """Training must hold fp32 master weights even where scoring would load bf16 (on a GPU)."""
     from cooper import rm_train
@@ -249,13 +236,15 @@ def test_training_loads_fp32_weights(
         return real(cls, path, **kwargs)
 
     monkeypatch.setattr(VerifyRM, "from_pretrained", classmethod(spy))
-    rm = rm_train._load_or_build_rm(RMTrainConfig(data=["x"], out=str(tmp_path), model=str(tiny.rm_dir)))
+    rm = rm_train._load_or_build_rm(
+        RMTrainConfig(data=["x"], out=str(tmp_path), model=str(tiny_paths.rm_dir))
+    )
     assert seen["dtype"] == torch.float32
     assert next(rm.model.parameters()).dtype == torch.float32
 
 
 def test_resume_continues_from_the_checkpoint(
-    tiny: TinyPaths, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_paths: TinyPaths, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = write_jsonl(tmp_path / "train.jsonl", digit_rows(64, seed=3))
     out = tmp_path / "rm"
@@ -264,7 +253,7 @@ def test_resume_continues_from_the_checkpoint(
         cfg = RMTrainConfig(
             data=[str(data)],
             out=str(out),
-            model=str(tiny.rm_dir),
+            model=str(tiny_paths.rm_dir),
             epochs=epochs,
             learning_rate=1e-3,
             batch_size=16,
@@ -453,16 +442,16 @@ def eval_files(tmp_path: Path) -> tuple[Path, Path]:
     return write_jsonl(tmp_path / "vb.jsonl", verifybench), write_jsonl(tmp_path / "train.jsonl", training)
 
 
-def test_evaluate_rm_on_verifybench_and_training_rows(tiny: TinyPaths, tmp_path: Path) -> None:
+def test_evaluate_rm_on_verifybench_and_training_rows(tiny_paths: TinyPaths, tmp_path: Path) -> None:
     vb, tr = eval_files(tmp_path)
-    rm = VerifyRM.from_pretrained(tiny.rm_dir, device="cpu")
+    rm = VerifyRM.from_pretrained(tiny_paths.rm_dir, device="cpu")
     probs = rm.score(
         [f"Problem {i}?" for i in range(8)], [r[0] for r in EVAL_ROWS], [r[1] for r in EVAL_ROWS]
     )
     threshold = sorted(probs)[4]  # half the rows above: both RM verdicts occur
     labels = [int(r[2]) for r in EVAL_ROWS]
 
-    result = evaluate_rm(str(tiny.rm_dir), [str(vb)], threshold=threshold, out=str(tmp_path / "report"))
+    result = evaluate_rm(str(tiny_paths.rm_dir), [str(vb)], threshold=threshold, out=str(tmp_path / "report"))
     assert result["rows"] == 8 and result["skipped_rows"] == 0 and result["threshold"] == threshold
     o = result["overall"]
     # The rule verifier column is exact.
@@ -483,15 +472,17 @@ def test_evaluate_rm_on_verifybench_and_training_rows(tiny: TinyPaths, tmp_path:
     assert (tmp_path / "report.md").read_text() == markdown(result)
 
     # The training format gives the same tables.
-    same = evaluate_rm(str(tiny.rm_dir), [str(tr)], threshold=threshold)
+    same = evaluate_rm(str(tiny_paths.rm_dir), [str(tr)], threshold=threshold)
     for key in ("overall", "by_answer_type"):
         assert same[key] == result[key]
 
 
-def test_eval_rm_cli_prints_the_table(tiny: TinyPaths, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_eval_rm_cli_prints_the_table(
+    tiny_paths: TinyPaths, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     vb, _ = eval_files(tmp_path)
     stem = tmp_path / "cli-report"
-    assert main(["eval-rm", "--model", str(tiny.rm_dir), "--data", str(vb), "--out", str(stem)]) == 0
+    assert main(["eval-rm", "--model", str(tiny_paths.rm_dir), "--data", str(vb), "--out", str(stem)]) == 0
     printed = capsys.readouterr().out
     assert printed == (tmp_path / "cli-report.md").read_text()
     assert printed.startswith("| subset | judge | n | accuracy | precision | recall |")

@@ -15,7 +15,7 @@ from cooper.templates import (
     encode_rm_input,
     format_rm_text,
 )
-from cooper.tiny import EOS_TOKEN, IM_START, PAD_TOKEN, tiny_models
+from cooper.tiny import EOS_TOKEN, IM_START, PAD_TOKEN, TinyPaths
 
 WORDS = [
     "the",
@@ -41,12 +41,10 @@ WORDS = [
 
 
 @pytest.fixture(scope="module")
-def tok(tmp_path_factory: pytest.TempPathFactory):
+def tok(tiny_paths: TinyPaths):
     from transformers import AutoTokenizer
 
-    # One cache directory per session, shared by the RM test modules (tiny_models reuses a complete set).
-    paths = tiny_models(tmp_path_factory.getbasetemp() / "tiny-models")
-    return AutoTokenizer.from_pretrained(paths.rm_dir)
+    return AutoTokenizer.from_pretrained(tiny_paths.rm_dir)
 
 
 def ids_of(tok, text: str) -> list[int]:

@@ -21,130 +21,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import logging
-import math
 import os
-import re
 import time
-from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cooper.data import DataError, format_number, read_records
+from cooper.annotate_stats import print_stats, summarise
 from cooper.endpoints import ChatClient, EndpointError, add_endpoint_args, endpoint_config_from_args, run_sync
-from cooper.io import JsonlAppender, atomic_write_json, read_jsonl
+from cooper.io import JsonlAppender, atomic_path, atomic_write_json, read_jsonl
+from cooper.judge import (  # noqa: F401 (re-exported: the judge lived here before cooper.judge)
+    JUDGE_SYSTEM,
+    JUDGE_TEMPLATE,
+    MAX_COMPLETION_CHARS,
+    JudgeFn,
+    JudgeUnavailable,
+    LLMJudge,
+    Verdict,
+    as_judge,
+    judge_messages,
+    parse_verdict,
+)
+from cooper.rows import DataError, load_rows, parse_columns
 
 logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
-Verdict = bool | None
-JudgeFn = Callable[[str, str, str], Awaitable[tuple[Verdict, str | None]]]
-
-JUDGE_SYSTEM = "You are a meticulous grader of answers to math problems."
-JUDGE_TEMPLATE = """Decide whether the final answer of a model's completion is equivalent to the reference answer.
-
-Question:
-{question}
-
-Reference answer:
-{reference}
-
-Completion:
-{completion}
-
-Compare only the completion's final answer with the reference answer; ignore its method, style and \
-intermediate steps. Mathematically equivalent forms count as equal (for example 0.5 and 1/2). If the \
-completion gives no final answer, or several different ones, it is not equivalent.
-Reason briefly if you need to, then end your reply with exactly one final line, either
-Final verdict: Yes
-or
-Final verdict: No"""
-MAX_COMPLETION_CHARS = 8000  # the judge sees the tail of longer completions (the final answer is there)
-_VERDICT_LINE = re.compile(r"final verdict:[ \t]*(yes|no)\.?", re.IGNORECASE)
-
-
-class JudgeUnavailable(RuntimeError):
-    """The judge could not answer (endpoint failure after retries): counted, not logged as judged."""
-
-
-def judge_messages(question: str, reference: str, completion: str) -> list[dict[str, str]]:
-    """The reference-based judge prompt as chat messages (system + user)."""
-    if len(completion) > MAX_COMPLETION_CHARS:
-        completion = "[...] " + completion[-MAX_COMPLETION_CHARS:]
-    user = JUDGE_TEMPLATE.format(question=question, reference=reference, completion=completion)
-    return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
-
-
-def parse_verdict(text: str | None) -> Verdict:
-    """``True`` / ``False`` if the last non-empty line is exactly ``Final verdict: Yes`` / ``No``.
-
-    Case-insensitive, one optional trailing period, surrounding whitespace ignored. Anything else (no
-    such line, extra words, both words, markdown, an empty reply) is ``None``: an abstention.
-    """
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    match = _VERDICT_LINE.fullmatch(lines[-1]) if lines else None
-    return None if match is None else match.group(1).lower() == "yes"
-
-
-class LLMJudge:
-    """The LLM judge over a :class:`~cooper.endpoints.ChatClient`."""
-
-    def __init__(self, client: ChatClient) -> None:
-        self.client = client
-
-    async def judge_detail(self, question: str, reference: str, completion: str) -> tuple[Verdict, str]:
-        """``(verdict, raw reply)``; raises :class:`JudgeUnavailable` when the endpoint gave no reply."""
-        reply = await self.client.chat(judge_messages(question, reference, completion))
-        if reply is None:
-            raise JudgeUnavailable("the judge endpoint failed after all retries")
-        return parse_verdict(reply), reply
-
-    async def judge(self, question: str, reference: str, completion: str) -> Verdict:
-        return (await self.judge_detail(question, reference, completion))[0]
-
-
-def as_judge(judge: Any) -> JudgeFn:
-    """An async ``(q, ref, completion) -> (verdict, raw reply or None)`` from any supported judge.
-
-    Accepted: a :class:`ChatClient` (wrapped in :class:`LLMJudge`), an object with a ``judge`` method, or a
-    plain callable; sync or async, returning ``True`` / ``False`` / ``None`` (abstain). A sync judge runs
-    in the event-loop thread, one call at a time. Raise :class:`JudgeUnavailable` to count a failure.
-    """
-    if isinstance(judge, ChatClient):
-        judge = LLMJudge(judge)
-    if isinstance(judge, LLMJudge):
-        return judge.judge_detail
-    fn = getattr(judge, "judge", judge)
-    if not callable(fn):
-        raise TypeError(f"judge must be a ChatClient, an object with .judge(), or a callable; got {judge!r}")
-
-    async def call(question: str, reference: str, completion: str) -> tuple[Verdict, str | None]:
-        verdict = fn(question, reference, completion)
-        if inspect.isawaitable(verdict):
-            verdict = await verdict
-        if verdict is not None and not isinstance(verdict, bool):
-            raise TypeError(f"judge returned {verdict!r}; expected True, False or None")
-        return verdict, None
-
-    return call
 
 
 # --- input ---------------------------------------------------------------------------------------------
-
-
-def _field_text(row: Row, field: str, label: str, *, numbers: bool) -> str:
-    if field not in row:
-        raise ValueError(f"missing field {label}")
-    value = row[field]
-    if numbers and isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        value = format_number(value)
-    if not isinstance(value, str):
-        raise ValueError(f"field {label} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"field {label} is empty")
-    return value
 
 
 def load_input_rows(
@@ -156,51 +63,29 @@ def load_input_rows(
 ) -> tuple[list[Row], int]:
     """Rows ``{id, question, reference, [completion], source, ...}`` from jsonl / json / parquet files.
 
-    Same conventions as :func:`cooper.data.load_rows` (``columns`` renames theirs -> ours; numbers allowed
-    for ``id`` / ``reference``; a missing ``id`` is ``{file stem}-{index}``; ``source`` defaults to the
-    file stem), but row by row, so that with ``skip_invalid`` a bad row (missing, empty or non-text field,
-    duplicate id) is skipped and counted instead of raising :class:`DataError` naming file, line and field.
-    Unreadable, empty or non-JSON files always raise. Returns ``(rows, n_skipped)``.
+    :func:`cooper.rows.load_rows` with ids that must be non-empty and unique across the files (``columns``
+    renames theirs -> ours; numbers allowed for ``id`` / ``reference``; a missing ``id`` is
+    ``{file stem}-{index}``; ``source`` defaults to the file stem). A bad row (missing, empty or non-text
+    field, duplicate id) raises :class:`DataError` naming file, line and field, or with ``skip_invalid``
+    is skipped and counted. Unreadable, empty or non-JSON files always raise. Returns ``(rows, n_skipped)``.
     """
-    rename = dict(columns or {})
-    theirs = {ours: their for their, ours in rename.items()}
     required = ("question", "reference", "completion") if need_completion else ("question", "reference")
-    rows: list[Row] = []
-    seen: dict[str, str] = {}
-    skipped = 0
-    for path in map(Path, paths):
-        for index, (where, record) in enumerate(read_records(path)):
-            row = {rename.get(key, key): value for key, value in record.items()}
-            try:
-                for field in ("id", *required):
-                    if field == "id" and "id" not in row:
-                        row["id"] = f"{path.stem}-{index}"
-                    label = (
-                        repr(field)
-                        if theirs.get(field, field) == field
-                        else f"{theirs[field]!r} (read as {field!r})"
-                    )
-                    row[field] = _field_text(row, field, label, numbers=field in ("id", "reference"))
-                if row["id"] in seen:
-                    raise ValueError(f"duplicate id {row['id']!r} (first at {seen[row['id']]})")
-            except ValueError as e:
-                error = DataError(f"{path} {where}: {e}")
-                if not skip_invalid:
-                    raise error from None
-                skipped += 1
-                if skipped <= 5:
-                    logger.warning("skipping invalid row: %s", error)
-                continue
-            seen[row["id"]] = f"{path} {where}"
-            if not isinstance(row.get("source"), str) or not row["source"].strip():
-                row["source"] = path.stem
-            rows.append(row)
-    if skipped:
-        logger.warning("skipped %d invalid row(s) (--skip-invalid)", skipped)
-    if not rows:
-        raise DataError(f"no valid rows in {', '.join(map(str, paths))}")
-    logger.info("loaded %d rows from %d file(s)", len(rows), len(paths))
-    return rows, skipped
+    skipped: list[str] = []
+    rows = load_rows(
+        paths,
+        columns=columns,
+        required=required,
+        converters={"source": _source_or_none},
+        unique_ids=True,
+        skip_invalid=skip_invalid,
+        skipped=skipped,
+    )
+    return rows, len(skipped)
+
+
+def _source_or_none(value: Any) -> Any:
+    """A blank or non-text ``source`` is dropped, so that the file stem stands in for it."""
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _check_rows(rows: Sequence[Row]) -> list[Row]:
@@ -371,7 +256,7 @@ def annotate(
 
         if pending:
             run_sync(work)
-    stats = _summarise(rows, outcomes, failures, len(pending))
+    stats = summarise(rows, outcomes, failures, len(pending))
     stats["endpoint"] = dict(client.stats) if client else None
     stats["elapsed_s"] = round(time.perf_counter() - start, 3)
     stats.update(extra_stats or {})
@@ -415,50 +300,8 @@ def _verify(rows: list[Row], timeout_s: float) -> list[bool]:
     return verdicts
 
 
-_OUTCOME_COUNT = {"agree": "agreements", "disagree": "disagreements", "abstain": "abstentions"}
-
-
-def _summarise(
-    rows: list[Row], outcomes: dict[str, Row], failures: Counter[str], n_pending: int
-) -> dict[str, Any]:
-    per_source: dict[str, Counter[str]] = defaultdict(Counter)
-    total: Counter[str] = Counter()
-    for row in rows:
-        source = row.get("source", "unknown")
-        counts = [per_source[source], total]
-        for c in counts:
-            c["rows"] += 1
-        entry = outcomes.get(row["id"])
-        if entry is None:
-            continue
-        keys = ["judged", _OUTCOME_COUNT[entry["outcome"]]] + (
-            ["verifier_correct"] if entry["verifier"] else []
-        )
-        if entry["outcome"] == "agree":
-            keys.append("kept_positive" if entry["verifier"] else "kept_negative")
-        for c in counts:
-            c.update(keys)
-    for source, n in failures.items():
-        per_source[source]["judge_failures"] += n
-    decided = total["agreements"] + total["disagreements"]
-    names = ("judged", *_OUTCOME_COUNT.values(), "kept_positive", "kept_negative", "verifier_correct")
-    return {
-        "rows_in": len(rows),
-        **{k: total[k] for k in names},
-        "agreement_rate": round(total["agreements"] / decided, 4) if decided else None,
-        "judge_failures": sum(failures.values()),
-        "judged_this_run": n_pending - sum(failures.values()),
-        "skipped_already_judged": len(rows) - n_pending,
-        "per_source": {
-            s: {k: c[k] for k in ("rows", *names, "judge_failures")} for s, c in sorted(per_source.items())
-        },
-    }
-
-
 def _write_parquet(jsonl_path: Path, parquet_path: Path) -> None:
     """``annotated.jsonl`` -> ``annotated.parquet`` via a temporary file and a rename (never half-written)."""
-    import tempfile
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -468,67 +311,12 @@ def _write_parquet(jsonl_path: Path, parquet_path: Path) -> None:
         + [("label", pa.int64()), ("source", pa.string())]
     )
     table = pa.Table.from_pylist([{f: r.get(f) for f in schema.names} for r in rows], schema=schema)
-    fd, tmp = tempfile.mkstemp(dir=parquet_path.parent, prefix=f".{parquet_path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(parquet_path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, parquet_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     logger.info("wrote %d rows to %s", len(rows), parquet_path)
 
 
 # --- command line --------------------------------------------------------------------------------------
-
-
-_SUMMARY = {
-    "rows in": "rows_in",
-    "judged (all runs)": "judged",
-    "judged this run": "judged_this_run",
-    "skipped (already judged)": "skipped_already_judged",
-    "kept positives (label 1)": "kept_positive",
-    "kept negatives (label 0)": "kept_negative",
-    "disagreements": "disagreements",
-    "abstentions (unparseable verdicts)": "abstentions",
-    "judge failures (endpoint errors)": "judge_failures",
-    "invalid rows skipped": "invalid_rows_skipped",
-}
-_PER_SOURCE = {"rows": "rows", "judged": "judged", "pos": "kept_positive", "neg": "kept_negative"} | {
-    "disagree": "disagreements", "abstain": "abstentions", "failed": "judge_failures"
-}  # fmt: skip
-
-
-def print_stats(stats: dict[str, Any]) -> None:
-    """The stats as rich tables on stdout (the command's final output)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    summary = Table(title="cooper annotate", show_header=False)
-    for label, key in _SUMMARY.items():
-        if key in stats:
-            summary.add_row(label, str(stats[key]))
-    rate = stats["agreement_rate"]
-    summary.add_row("agreement rate", "-" if rate is None else f"{rate:.1%}")
-    sources = Table("source", *_PER_SOURCE, title="per source (pos/neg = kept rows)")
-    for source, counts in stats["per_source"].items():
-        sources.add_row(source, *(str(counts[key]) for key in _PER_SOURCE.values()))
-    endpoint = Table("outcome", "count", title="judge endpoint")
-    for key, value in (stats.get("endpoint") or {}).items():
-        endpoint.add_row(key, str(value))
-    console = Console()
-    for table in (summary, sources, endpoint) if stats.get("endpoint") else (summary, sources):
-        console.print(table)
-
-
-def _parse_columns(pairs: Sequence[str] | None) -> dict[str, str]:
-    columns: dict[str, str] = {}
-    for pair in pairs or []:
-        theirs, sep, ours = pair.partition("=")
-        if not sep or not theirs.strip() or not ours.strip():
-            raise ValueError(f"--column expects THEIRS=OURS (e.g. problem=question), got {pair!r}")
-        columns[theirs.strip()] = ours.strip()
-    return columns
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -537,7 +325,7 @@ def run_cli(args: argparse.Namespace) -> int:
     try:
         rows, skipped = load_input_rows(
             args.data,
-            columns=_parse_columns(args.column),
+            columns=parse_columns(args.column),
             need_completion=args.generator is None,
             skip_invalid=args.skip_invalid,
         )

@@ -15,7 +15,13 @@ import sys
 log = logging.getLogger("cooper")
 
 # Modules that add subcommands, in the order `cooper --help` lists them.
-SUBCOMMAND_MODULES: list[str] = ["cooper.rm_train", "cooper.train", "cooper.evaluate", "cooper.annotate"]
+SUBCOMMAND_MODULES: list[str] = [
+    "cooper.demo.run",
+    "cooper.rm_train",
+    "cooper.train",
+    "cooper.evaluate",
+    "cooper.annotate",
+]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

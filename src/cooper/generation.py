@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cooper.models import ModelLoadError, check_model_dir
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -33,10 +35,6 @@ USER_TEMPLATE = "{question}\n{instruction}"
 ENGINES = ("auto", "transformers", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_VLLM_CHUNK = 1024  # requests handed to vLLM per call when no batch size is given
-
-
-class ModelLoadError(RuntimeError):
-    """The model directory is missing, incomplete or cannot be loaded; raised before any generation."""
 
 
 @dataclass(frozen=True)
@@ -163,21 +161,6 @@ class Engine(Protocol):
     ) -> Iterator[tuple[list[int], list[Completion]]]:
         """Yield ``(positions in prompts, completions)`` batch by batch until every prompt has one."""
         ...
-
-
-def check_model_dir(model_path: str | Path) -> Path:
-    """The model directory, or :class:`ModelLoadError` if it is missing or has no ``config.json``."""
-    path = Path(model_path).expanduser()
-    if not path.exists():
-        raise ModelLoadError(f"model directory {str(path)!r} does not exist")
-    if not path.is_dir():
-        raise ModelLoadError(f"model path {str(path)!r} is not a directory")
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(
-            f"model directory {str(path)!r} has no config.json: not a saved transformers model "
-            "(expected the output of save_pretrained)"
-        )
-    return path
 
 
 def _max_context(config: Any) -> int | None:

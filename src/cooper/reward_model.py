@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cooper.models import check_model_dir  # also imported from here (cooper.train)
 from cooper.templates import TEMPLATE_VERSION, RMEncoder
 
 if TYPE_CHECKING:
@@ -30,18 +31,6 @@ def default_device() -> str:
     if torch.cuda.is_available():
         return "cuda"
     return "cpu"
-
-
-def check_model_dir(path: str | os.PathLike[str], kind: str = "model") -> Path:
-    """A local model directory with a config.json, or a clear error (nothing is fetched from a hub)."""
-    p = Path(path)
-    if not p.is_dir():
-        raise FileNotFoundError(
-            f"{kind} directory not found: {p} (cooper loads models from local paths only)"
-        )
-    if not (p / "config.json").is_file():
-        raise FileNotFoundError(f"{kind} directory {p} has no config.json: not a transformers checkpoint")
-    return p
 
 
 def length_buckets(lengths: list[int], batch_size: int) -> list[list[int]]:

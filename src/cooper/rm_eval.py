@@ -14,8 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from cooper.data import read_records
 from cooper.io import atomic_write_json, atomic_write_text
+from cooper.rows import read_records
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ def evaluate_rm(
     out: str | None = None,
 ) -> dict[str, Any]:
     """Score ``data`` with the RM at ``model`` and the rule verifier; write ``out`` (.json + .md) if given."""
-    from cooper.reward_model import VerifyRM, check_model_dir
+    from cooper.models import check_model_dir
+    from cooper.reward_model import VerifyRM
     from cooper.rm_train import load_rm_rows
     from cooper.verify import is_correct_batch
 
@@ -141,7 +142,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    from cooper.rm_train import parse_columns
+    from cooper.rows import parse_columns
 
     result = evaluate_rm(
         args.model,

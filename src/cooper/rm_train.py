@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cooper.data import DataError, load_rows
 from cooper.io import atomic_write_json
+from cooper.rows import load_rows, parse_columns
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,6 @@ def parse_label(value: Any) -> int:
     raise ValueError(f"label must be 0/1 or true/false, got {value!r}")
 
 
-def parse_columns(pairs: list[str] | None) -> dict[str, str]:
-    """['reference_answer=reference', ...] -> {'reference_answer': 'reference'}."""
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        theirs, sep, ours = pair.partition("=")
-        if not sep or not theirs or not ours:
-            raise ValueError(f"--column expects THEIRS=OURS, got {pair!r}")
-        out[theirs] = ours
-    return out
-
-
 def load_rm_rows(
     paths: list[str], *, columns: dict[str, str] | None = None, skip_invalid: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -61,10 +50,6 @@ def load_rm_rows(
         skip_invalid=skip_invalid,
         skipped=skipped,
     )
-    if skipped:
-        log.warning("skipped %d invalid rows; first: %s", len(skipped), skipped[0])
-    if not rows:
-        raise DataError(f"no valid rows in {', '.join(map(str, paths))}")
     return rows, skipped
 
 

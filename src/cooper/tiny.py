@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from transformers import PreTrainedConfig, PreTrainedTokenizerFast
@@ -246,14 +246,17 @@ def assert_tokenizer_roundtrip(
 def _model_config(
     tokenizer: PreTrainedTokenizerFast,
     *,
-    hidden_size: int,
-    num_layers: int,
-    num_heads: int,
-    num_kv_heads: int,
-    intermediate_size: int | None,
-    max_position_embeddings: int,
-    **extra: object,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int | None = None,
+    max_position_embeddings: int = 1024,
+    num_labels: int | None = None,
 ) -> PreTrainedConfig:
+    """The ``Qwen2Config`` of a tiny model; its keyword arguments (but ``num_labels``, set for the
+    classifier) are the shape knobs of the public builders. ``intermediate_size`` defaults to
+    ``4 * hidden_size``."""
     from transformers import Qwen2Config
 
     if hidden_size % num_heads or num_heads % num_kv_heads:
@@ -275,27 +278,33 @@ def _model_config(
         pad_token_id=pad_id,
         bos_token_id=pad_id,  # as in Qwen2.5: no BOS is prepended, <|endoftext|> stands in
         eos_token_id=tokenizer.convert_tokens_to_ids(EOS_TOKEN),
-        **extra,
+        **({} if num_labels is None else {"num_labels": num_labels}),
     )
 
 
 def _build_model(
     kind: str,
     out_dir: str | os.PathLike[str],
-    tokenizer: PreTrainedTokenizerFast | None,
-    seed: int,
-    config_knobs: dict[str, int | None],
+    *,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+    seed: int = 0,
+    **shape: int | None,
 ) -> Path:
+    """Save a random-init Qwen2 ``kind`` (``causal_lm`` or ``sequence_classifier``) with its tokenizer.
+
+    The options of both public builders: ``tokenizer`` (default: a fresh :func:`build_tokenizer`), ``seed``
+    (the same seed gives identical weights; the caller's RNG is left untouched) and the shape knobs of
+    :func:`_model_config`.
+    """
     import torch
     from transformers import GenerationConfig, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 
     start = time.perf_counter()
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
-    out = Path(out_dir)
+    config = _model_config(tokenizer, **shape, num_labels=None if kind == "causal_lm" else 1)
     with torch.random.fork_rng(devices=[]):  # leave the caller's RNG untouched
         torch.manual_seed(seed)
         if kind == "causal_lm":
-            config = _model_config(tokenizer, **config_knobs)
             model = Qwen2ForCausalLM(config)
             model.generation_config = GenerationConfig(
                 bos_token_id=config.bos_token_id,
@@ -303,8 +312,8 @@ def _build_model(
                 pad_token_id=config.pad_token_id,
             )
         else:
-            config = _model_config(tokenizer, num_labels=1, **config_knobs)
             model = Qwen2ForSequenceClassification(config)
+    out = Path(out_dir)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     assert_tokenizer_roundtrip(out)
@@ -315,58 +324,23 @@ def _build_model(
     return out
 
 
-def build_causal_lm(
-    out_dir: str | os.PathLike[str],
-    *,
-    tokenizer: PreTrainedTokenizerFast | None = None,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
-    intermediate_size: int | None = None,
-    max_position_embeddings: int = 1024,
-    seed: int = 0,
-) -> Path:
+def build_causal_lm(out_dir: str | os.PathLike[str], **options: Any) -> Path:
     """Save a random-init ``Qwen2ForCausalLM`` (tied embeddings) with its tokenizer and generation config.
 
-    ``intermediate_size`` defaults to ``4 * hidden_size``; the same ``seed`` gives identical weights.
+    Keyword options (see :func:`_build_model`): ``tokenizer``, ``hidden_size`` (128), ``num_layers`` (2),
+    ``num_heads`` (4), ``num_kv_heads`` (2), ``intermediate_size`` (``4 * hidden_size``),
+    ``max_position_embeddings`` (1024), ``seed`` (0; the same seed gives identical weights).
     """
-    knobs = dict(
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings,
-    )
-    return _build_model("causal_lm", out_dir, tokenizer, seed, knobs)
+    return _build_model("causal_lm", out_dir, **options)
 
 
-def build_sequence_classifier(
-    out_dir: str | os.PathLike[str],
-    *,
-    tokenizer: PreTrainedTokenizerFast | None = None,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
-    intermediate_size: int | None = None,
-    max_position_embeddings: int = 1024,
-    seed: int = 0,
-) -> Path:
+def build_sequence_classifier(out_dir: str | os.PathLike[str], **options: Any) -> Path:
     """Save a random-init ``Qwen2ForSequenceClassification`` with one logit (a scalar reward model).
 
-    ``pad_token_id`` is set so the model pools the last non-pad token (left or right padding).
+    ``pad_token_id`` is set so the model pools the last non-pad token (left or right padding). Keyword
+    options: those of :func:`build_causal_lm`.
     """
-    knobs = dict(
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position_embeddings,
-    )
-    return _build_model("sequence_classifier", out_dir, tokenizer, seed, knobs)
+    return _build_model("sequence_classifier", out_dir, **options)
 
 
 def _is_complete(root: Path) -> bool:

@@ -62,7 +62,7 @@ def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
 # -- models -----------------------------------------------------------------------------------------
 def resolve_models(cfg: TrainConfig) -> tuple[str, str | None]:
     """Local directories of the policy and the RM ("tiny" builds tiny random-init models, offline)."""
-    from cooper.reward_model import check_model_dir
+    from cooper.models import check_model_dir
 
     policy, rm = cfg.policy, cfg.reward.rm
     if "tiny" in (policy, rm):
@@ -283,8 +283,10 @@ def cooper_callback(reward: Any, cfg: TrainConfig, is_main: bool) -> Any:
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
-    """Train per ``cfg``; returns a summary. Writes OUT/config.json, OUT/metrics.jsonl, checkpoints."""
+def train(cfg: TrainConfig, *, resume: bool = False, callbacks: list[Any] = ()) -> dict[str, Any]:
+    """Train per ``cfg``; returns a summary. Writes OUT/config.json, OUT/metrics.jsonl, checkpoints.
+
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (the demo evaluates periodically)."""
     from transformers import set_seed
     from trl import GRPOTrainer
 
@@ -315,6 +317,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     )
     callback = cooper_callback(reward, cfg, trainer.accelerator.is_main_process)
     trainer.add_callback(callback)
+    for extra in callbacks:
+        trainer.add_callback(extra)
     t = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     trainer.save_model(str(out / "policy"))

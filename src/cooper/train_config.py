@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.cooper import RMUpdateConfig
+from cooper.endpoints import EndpointConfig
 
 DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -52,19 +53,10 @@ class RewardConfig:
             raise ValueError(f"reward.mode {self.mode} needs reward.rm (a VerifyRM directory)")
 
 
-@dataclass
-class AssistantConfig:
-    """The assistant LLM endpoint for ``assistant`` negatives (any OpenAI-compatible chat server)."""
-
-    url: str
-    model: str
-    key_env: str | None = None  # name of the environment variable holding the API key
-    timeout_s: float = 60.0
-    max_retries: int = 2
-    max_concurrency: int = 16
-    temperature: float = 0.7
-    max_tokens: int = 1024
-    verify_tls: bool = True
+# The assistant LLM endpoint for ``assistant`` negatives (any OpenAI-compatible chat server) is an
+# EndpointConfig: the same fields, validation and defaults as the judge's (cooper.endpoints). Those defaults
+# (temperature 0, max_tokens 512) suit a judge; configs/paper_qwen2.5_1.5b.yaml sets the assistant's.
+AssistantConfig = EndpointConfig  # the old name
 
 
 @dataclass
@@ -73,7 +65,7 @@ class CooperConfig:
 
     positive: str = "first"  # first | random
     negatives: list[str] = field(default_factory=lambda: ["perturb", "policy"])
-    assistant: AssistantConfig | None = None
+    assistant: EndpointConfig | None = None
     rm_update: RMUpdateConfig = field(default_factory=RMUpdateConfig)
 
     def __post_init__(self) -> None:
@@ -119,7 +111,7 @@ _SECTIONS = {
     "reward": RewardConfig,
     "cooper": CooperConfig,
     "monitor": MonitorConfig,
-    "assistant": AssistantConfig,
+    "assistant": EndpointConfig,
     "rm_update": RMUpdateConfig,
 }
 

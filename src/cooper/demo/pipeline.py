@@ -1,0 +1,251 @@
+"""The demo's phases: task, SFT warm start, hybrid annotation + RM pre-training, three RL arms, evaluation.
+
+Every phase uses the library's own code paths (``cooper.sft``, ``cooper.annotate``, ``cooper.rm_train``,
+``cooper.train``), so the demo is also an end-to-end test of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cooper.demo.task import (
+    INSTRUCTION,
+    Problem,
+    exact_check,
+    flawed_solution,
+    lenient_judge,
+    make_problems,
+    solution,
+)
+
+log = logging.getLogger(__name__)
+
+ARMS = ("rule", "static_rm", "cooper")
+
+
+@dataclass
+class DemoSettings:
+    """Sizes of the demo; :meth:`quick` is the CI smoke run."""
+
+    problems: int = 1400
+    heldout: int = 200
+    sft_steps: int = 300
+    sft_correct_share: float = 0.6
+    eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
+    annotate_problems: int = 500
+    annotate_samples: int = 2
+    rm_epochs: float = 3.0
+    rm_lr: float = 1e-3
+    rl_steps: int = 40
+    rl_prompts_per_step: int = 8
+    rl_generations: int = 8
+    rl_lr: float = 1e-4
+    rm_update_lr: float = 3e-4
+    max_completion_length: int = 40
+    eval_every: int = 10
+    task_seed: int = 1234
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        return cls(
+            problems=240, heldout=40, sft_steps=20, annotate_problems=60, rm_epochs=1.0,
+            rl_steps=3, rl_prompts_per_step=4, rl_generations=4, eval_every=3,
+        )  # fmt: skip
+
+
+def _rows(problems: list[Problem]) -> list[dict[str, Any]]:
+    return [{"id": p.id, "question": p.question, "reference": p.reference} for p in problems]
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+# -- generation from an in-memory model -------------------------------------------------------------
+def generate(model: Any, tokenizer: Any, questions: list[str], *, temperature: float, n: int = 1,
+             max_new_tokens: int = 40, batch_size: int = 64, seed: int = 0) -> list[list[str]]:  # fmt: skip
+    """``n`` completions per question (greedy when ``temperature == 0``), through the chat template."""
+    import torch
+
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": f"{q}\n{INSTRUCTION}"}], add_generation_prompt=True, tokenize=False
+        )
+        for q in questions
+    ]
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    was_training = model.training
+    model.eval()
+    out: list[list[str]] = [[] for _ in questions]
+    gen = torch.Generator().manual_seed(seed)
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model.device
+            )
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            with torch.no_grad():
+                ids = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=temperature > 0,
+                    temperature=temperature if temperature > 0 else None,
+                    top_p=None,
+                    top_k=None,
+                    num_return_sequences=n,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for j, text in enumerate(texts):
+                out[start + j // n].append(text.strip())
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return out
+
+
+def heldout_accuracy(
+    model: Any, tokenizer: Any, problems: list[Problem], max_new_tokens: int, n: int = 4, seed: int = 0
+) -> dict[str, float]:
+    """Average accuracy of ``n`` samples per problem at temperature 0.7, by the exact checker and by the
+    rule verifier."""
+    from cooper.verify import is_correct_batch
+
+    samples = generate(model, tokenizer, [p.question for p in problems], temperature=0.7, n=n,
+                       max_new_tokens=max_new_tokens, seed=seed)  # fmt: skip
+    texts = [t for ts in samples for t in ts]
+    refs = [p.reference for p in problems for _ in range(n)]
+    exact = sum(exact_check(t, r) for t, r in zip(texts, refs, strict=True)) / len(texts)
+    rule = sum(is_correct_batch(texts, refs)) / len(texts)
+    return {"exact": exact, "rule": rule}
+
+
+def periodic_eval_callback(
+    problems: list[Problem], every: int, max_new_tokens: int, n: int, history: list[dict]
+) -> Any:
+    """A TrainerCallback that appends ``{step, exact, rule}`` on held-out problems every ``every`` steps."""
+    from transformers import TrainerCallback
+
+    class PeriodicEval(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None,
+                        processing_class: Any = None, **kw: Any) -> None:  # fmt: skip
+            if state.global_step % every == 0 or state.global_step == state.max_steps:
+                acc = heldout_accuracy(model, processing_class, problems, max_new_tokens, n)
+                history.append({"step": state.global_step, **acc})
+
+    return PeriodicEval()
+
+
+# -- phases -----------------------------------------------------------------------------------------
+def build_task(s: DemoSettings) -> tuple[list[Problem], list[Problem]]:
+    problems = make_problems(s.problems, s.task_seed)
+    return problems[s.heldout :], problems[: s.heldout]
+
+
+def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Path) -> Path:
+    """Warm start on worked solutions: mostly correct (in varied surface forms), some with a slip."""
+    from cooper.sft import sft_warm_start
+
+    rng = random.Random(s.task_seed)
+    examples = [
+        {
+            "prompt": f"{p.question}\n{INSTRUCTION}",
+            "completion": solution(p, rng) if rng.random() < s.sft_correct_share else flawed_solution(p, rng),
+        }
+        for p in train
+    ]
+    return sft_warm_start(
+        base_policy, examples, out, max_steps=s.sft_steps, learning_rate=3e-3, batch_size=32
+    )
+
+
+def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: Path) -> tuple[Path, dict]:
+    """Sample the SFT policy, label each sample by rule verifier + an independent judge, keep agreements."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cooper.annotate import annotate
+
+    tok = AutoTokenizer.from_pretrained(sft_dir)
+    model = AutoModelForCausalLM.from_pretrained(sft_dir)
+    probs = train[: s.annotate_problems]
+    samples = generate(model, tok, [p.question for p in probs], temperature=1.0, n=s.annotate_samples,
+                       max_new_tokens=s.max_completion_length, seed=s.task_seed)  # fmt: skip
+    rows = [
+        {
+            "id": f"{p.id}-s{k}",
+            "question": p.question,
+            "reference": p.reference,
+            "completion": c,
+            "source": "sft",
+        }
+        for p, cs in zip(probs, samples, strict=True)
+        for k, c in enumerate(cs)
+        if c.strip()  # an empty sample has nothing to label
+    ]
+    rng = random.Random(s.task_seed + 1)
+    stats = annotate(rows, lambda q, ref, c: lenient_judge(c, ref, rng), out)
+    return out / "annotated.jsonl", stats
+
+
+def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tuple[Path, dict]:
+    from cooper.rm_train import RMTrainConfig, train_rm
+
+    cfg = RMTrainConfig(
+        data=[str(annotated)], out=str(out), model=str(base_rm), eval_split=0.15, epochs=s.rm_epochs,
+        learning_rate=s.rm_lr, batch_size=16, max_length=160, save_steps=10_000, seed=s.task_seed,
+    )  # fmt: skip
+    metrics = train_rm(cfg)
+    return out, metrics
+
+
+def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path, held: list[Problem],
+              s: DemoSettings, out: Path) -> dict[str, Any]:  # fmt: skip
+    """One RL arm: ``cooper train`` from the SFT policy and the pre-trained RM, evaluated periodically."""
+    from cooper.train import train
+    from cooper.train_config import load_config
+
+    cfg = load_config(
+        None,
+        [],
+        output_dir=str(out),
+        policy=str(sft_dir),
+        seed=seed,
+        data={"files": [str(train_file)], "instruction": INSTRUCTION},
+        reward={"mode": arm, "rm": str(rm_dir), "rm_max_length": 160, "rm_batch_size": 64},
+        cooper={"negatives": ["policy", "perturb"], "rm_update": {"learning_rate": s.rm_update_lr}},
+        monitor={"plot": False},
+        grpo={
+            "max_steps": s.rl_steps,
+            "learning_rate": s.rl_lr,
+            "per_device_train_batch_size": s.rl_prompts_per_step * s.rl_generations,
+            "num_generations": s.rl_generations,
+            "max_completion_length": s.max_completion_length,
+            "temperature": 1.0,
+            "beta": 0.0,
+            "save_strategy": "no",
+            "disable_tqdm": True,
+        },
+    )
+    history: list[dict] = []
+    callback = periodic_eval_callback(held, s.eval_every, s.max_completion_length, s.eval_samples, history)
+    summary = train(cfg, callbacks=[callback])
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"arm": arm, "seed": seed, "summary": summary, "eval": history, "metrics": metrics}
+
+
+def settings_dict(s: DemoSettings) -> dict[str, Any]:
+    return asdict(s)
+
+
+def elapsed(t0: float) -> float:
+    return round(time.perf_counter() - t0, 1)

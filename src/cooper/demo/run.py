@@ -1,0 +1,251 @@
+"""``cooper demo``: run every phase, then write ``report.json``, ``report.md`` and the PNG plots."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from cooper.demo import pipeline as P
+from cooper.io import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def _mean(xs: list[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def summarise_arm(runs: list[dict[str, Any]], initial: float) -> dict[str, Any]:
+    """report.json's per-arm block, averaged over seeds (accuracies by the exact checker)."""
+    finals, peaks, rm_final, gaps = [], [], [], []
+    for run in runs:
+        accs = [initial] + [e["exact"] for e in run["eval"]]
+        finals.append(accs[-1])
+        peaks.append(max(accs))
+        rm = [m["reward/rm_mean"] for m in run["metrics"] if "reward/rm_mean" in m]
+        rm_final.append(statistics.fmean(rm[-5:]) if rm else None)
+        gap = [m["reward/hacking_gap"] for m in run["metrics"] if "reward/hacking_gap" in m]
+        gaps.append(max(gap) if gap else None)
+    return {
+        "initial_accuracy": initial,
+        "final_accuracy": _mean(finals),
+        "peak_accuracy": _mean(peaks),
+        "final_rm_reward": _mean(rm_final),
+        "max_hacking_gap": _mean(gaps),
+        "steps": max(r["summary"]["steps"] for r in runs),
+    }
+
+
+def gap_after_warmup(runs: list[dict[str, Any]], frac: float = 0.1) -> float | None:
+    """The largest hacking gap after the first ``frac`` of steps, averaged over seeds."""
+    out = []
+    for run in runs:
+        gaps = [(m["step"], m["reward/hacking_gap"]) for m in run["metrics"] if "reward/hacking_gap" in m]
+        if gaps:
+            cut = max(s for s, _ in gaps) * frac
+            out.append(max(g for s, g in gaps if s > cut))
+    return _mean(out)
+
+
+def plot_demo(runs: dict[str, list[dict]], initial: float, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"rule": "tab:blue", "static_rm": "tab:red", "cooper": "tab:green"}
+    panels = [
+        ("heldout_accuracy.png", "held-out accuracy (exact checker)", None),
+        ("rm_reward.png", "RM reward of rollouts (mean P(correct))", "reward/rm_mean"),
+        ("hacking_gap.png", "hacking gap = RM reward - verified accuracy", "reward/hacking_gap"),
+        ("rm_pair_accuracy.png", "RM pair accuracy before each update (cooper)", "rm/pair_accuracy"),
+    ]
+    written = []
+    for name, title, key in panels:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+        for arm, arm_runs in runs.items():
+            for i, run in enumerate(arm_runs):
+                if key is None:
+                    pts = [(0, initial)] + [(e["step"], e["exact"]) for e in run["eval"]]
+                else:
+                    pts = [(m["step"], m[key]) for m in run["metrics"] if isinstance(m.get(key), int | float)]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), color=colors[arm], alpha=0.85, linewidth=1.2,
+                            label=arm if i == 0 else None)  # fmt: skip
+        ax.set_xlabel("RL step")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name)
+        plt.close(fig)
+        written.append(out / name)
+    return written
+
+
+def write_markdown(report: dict[str, Any], out: Path) -> None:
+    arms = report["arms"]
+    lines = [
+        "# cooper demo: reward hacking and its cure",
+        "",
+        f"Ran in {report['seconds']:.0f} s on this machine with seeds {report['seeds']} "
+        f"({'quick smoke run' if report['quick'] else 'full run'}). Accuracies: {report['settings']['eval_samples']} samples per problem at temperature 0.7 on "
+        f"{report['heldout_problems']} held-out problems, by the task's exact checker, averaged over seeds.",
+        "",
+        "| | baseline (SFT) | rule | static_rm | cooper |",
+        "|---|---|---|---|---|",
+        f"| final held-out accuracy | {report['sft_accuracy']:.3f} | "
+        + " | ".join(f"{arms[a]['final_accuracy']:.3f}" for a in P.ARMS)
+        + " |",
+        "| peak held-out accuracy | | "
+        + " | ".join(f"{arms[a]['peak_accuracy']:.3f}" for a in P.ARMS)
+        + " |",
+        "| final RM reward | | " + " | ".join(_fmt(arms[a]["final_rm_reward"]) for a in P.ARMS) + " |",
+        "| max hacking gap | | " + " | ".join(_fmt(arms[a]["max_hacking_gap"]) for a in P.ARMS) + " |",
+        "",
+        f"RM pre-training: {report['annotation']['kept']} agreed labels from hybrid annotation of SFT samples; "
+        f"held-out accuracy {report['rm_pretrain_heldout_accuracy']:.3f} "
+        f"(majority class {report['rm_pretrain_majority']:.3f}).",
+        "",
+        "![held-out accuracy](heldout_accuracy.png) ![RM reward](rm_reward.png)",
+        "![hacking gap](hacking_gap.png) ![RM pair accuracy](rm_pair_accuracy.png)",
+        "",
+        "## What happened",
+        "",
+        report["narrative"],
+        "",
+    ]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def narrative(report: dict[str, Any]) -> str:
+    """A paragraph written from this run's numbers (no claim without its figure)."""
+    a = report["arms"]
+    s, r, c = a["static_rm"], a["rule"], a["cooper"]
+    base = report["sft_accuracy"]
+    hacked = (s["peak_accuracy"] - s["final_accuracy"] >= 0.10) or (s["max_hacking_gap"] or 0) >= 0.3
+    cured = (report["cooper_gap_after_warmup"] or 0) <= 0.15
+    parts = [
+        f"Starting from the SFT policy at {base:.3f}, the rule-reward arm ended at {r['final_accuracy']:.3f}, "
+        f"static_rm at {s['final_accuracy']:.3f} (peak {s['peak_accuracy']:.3f}) and cooper at "
+        f"{c['final_accuracy']:.3f}.",
+        f"With the frozen RM the rollouts' RM reward ended at {_fmt(s['final_rm_reward'])} while the "
+        f"hacking gap reached {_fmt(s['max_hacking_gap'])}: "
+        + (
+            "the policy found completions the frozen RM scores highly but the verifier rejects — reward hacking."
+            if hacked
+            else "this run did not show clear reward hacking by the demo's criteria."
+        ),  # fmt: skip
+        f"In cooper the RM kept learning from verified positives and on-policy hard negatives; its hacking gap "
+        f"after the first 10% of steps peaked at {_fmt(report['cooper_gap_after_warmup'])} "
+        + ("(it stayed honest)." if cured else "(above the 0.15 the demo aims for)."),
+    ]
+    return " ".join(parts)
+
+
+def run_demo(out: str | Path, *, quick: bool = False, seeds: int = 3) -> dict[str, Any]:
+    from cooper.tiny import tiny_models
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    shutil.rmtree(out / "work", ignore_errors=True)  # every demo run starts from scratch
+    out.mkdir(parents=True, exist_ok=True)
+    s = P.DemoSettings.quick() if quick else P.DemoSettings()
+    seed_list = list(range(1 if quick else seeds))
+    log.info("demo: phase 1/5 tiny models and task")
+    paths = tiny_models(out / "work" / "tiny")
+    train, held = P.build_task(s)
+    train_file = P._write_jsonl(out / "work" / "train.jsonl", P._rows(train))
+
+    log.info("demo: phase 2/5 SFT warm start (%d steps)", s.sft_steps)
+    sft_dir = P.sft_phase(paths.policy_dir, train, s, out / "work" / "sft")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sft_acc = P.heldout_accuracy(
+        AutoModelForCausalLM.from_pretrained(sft_dir),
+        AutoTokenizer.from_pretrained(sft_dir),
+        held,
+        s.max_completion_length,
+        s.eval_samples,
+    )
+    log.info("demo: SFT held-out accuracy %.3f (rule verifier %.3f)", sft_acc["exact"], sft_acc["rule"])
+
+    log.info("demo: phase 3/5 hybrid annotation and RM pre-training")
+    annotated, ann_stats = P.annotation_phase(sft_dir, train, s, out / "work" / "annotation")
+    rm_dir, rm_metrics = P.rm_phase(annotated, paths.rm_dir, s, out / "work" / "rm")
+
+    log.info("demo: phase 4/5 RL arms %s x seeds %s", P.ARMS, seed_list)
+    runs: dict[str, list[dict]] = {arm: [] for arm in P.ARMS}
+    for seed in seed_list:
+        for arm in P.ARMS:
+            log.info("demo: arm %s seed %d", arm, seed)
+            runs[arm].append(
+                P.arm_phase(arm, seed, sft_dir, rm_dir, train_file, held, s, out / "work" / f"{arm}-{seed}")
+            )
+
+    log.info("demo: phase 5/5 report")
+    report: dict[str, Any] = {
+        "seconds": 0.0,
+        "seeds": seed_list,
+        "quick": quick,
+        "sft_accuracy": sft_acc["exact"],
+        "sft_rule_accuracy": sft_acc["rule"],
+        "rm_pretrain_heldout_accuracy": rm_metrics.get("accuracy"),
+        "rm_pretrain_majority": rm_metrics.get("majority_baseline"),
+        "heldout_problems": len(held),
+        "annotation": {
+            k: ann_stats.get(k) for k in ("rows_in", "kept", "positives", "negatives", "disagreements")
+        },
+        "arms": {arm: summarise_arm(runs[arm], sft_acc["exact"]) for arm in P.ARMS},
+        "cooper_gap_after_warmup": gap_after_warmup(runs["cooper"]),
+        "settings": P.settings_dict(s),
+        "eval_history": {arm: [r["eval"] for r in runs[arm]] for arm in P.ARMS},
+    }
+    report["narrative"] = narrative(report)
+    plot_demo(runs, sft_acc["exact"], out)
+    report["seconds"] = P.elapsed(t0)
+    atomic_write_json(out / "report.json", report)
+    write_markdown(report, out)
+    return report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="reward hacking and its cure, end to end on a CPU (report + plots)",
+        description="SFT a tiny policy, pre-train a tiny VerifyRM on hybrid-annotated samples, run the rule, "
+        "static_rm and cooper arms, and write DIR/report.md, DIR/report.json and PNG plots.",
+    )
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument(
+        "--quick", action="store_true", help="a smoke run of a few minutes (does not show the effect)"
+    )
+    p.add_argument("--seeds", type=int, default=3, help="RL seeds per arm (default 3)")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    report = run_demo(args.out, quick=args.quick, seeds=args.seeds)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"cooper demo ({report['seconds']:.0f} s)")
+    for col in ("arm", "initial", "final", "peak", "final RM reward", "max hacking gap"):
+        table.add_column(col)
+    for arm, m in report["arms"].items():
+        table.add_row(arm, f"{m['initial_accuracy']:.3f}", f"{m['final_accuracy']:.3f}", f"{m['peak_accuracy']:.3f}",
+                      _fmt(m["final_rm_reward"]), _fmt(m["max_hacking_gap"]))  # fmt: skip
+    Console().print(table)
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0
