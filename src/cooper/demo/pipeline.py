@@ -38,15 +38,16 @@ class DemoSettings:
     sft_steps: int = 300
     sft_correct_share: float = 0.6
     eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
-    annotate_problems: int = 500
+    annotate_problems: int = 1000
     annotate_samples: int = 2
-    rm_epochs: float = 3.0
-    rm_lr: float = 1e-3
-    rl_steps: int = 40
+    rm_epochs: float = 10.0
+    rm_lr: float = 2e-3
+    rl_steps: int = 60
     rl_prompts_per_step: int = 8
     rl_generations: int = 8
-    rl_lr: float = 1e-4
-    rm_update_lr: float = 3e-4
+    rl_lr: float = 5e-5
+    rm_update_lr: float = 1e-3
+    rm_update_epochs: int = 2
     max_completion_length: int = 40
     eval_every: int = 10
     task_seed: int = 1234
@@ -222,7 +223,10 @@ def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path
         seed=seed,
         data={"files": [str(train_file)], "instruction": INSTRUCTION},
         reward={"mode": arm, "rm": str(rm_dir), "rm_max_length": 160, "rm_batch_size": 64},
-        cooper={"negatives": ["policy", "perturb"], "rm_update": {"learning_rate": s.rm_update_lr}},
+        cooper={
+            "negatives": ["policy", "perturb"],
+            "rm_update": {"learning_rate": s.rm_update_lr, "epochs": s.rm_update_epochs},
+        },
         monitor={"plot": False},
         grpo={
             "max_steps": s.rl_steps,

@@ -110,7 +110,8 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         "| final RM reward | | " + " | ".join(_fmt(arms[a]["final_rm_reward"]) for a in P.ARMS) + " |",
         "| max hacking gap | | " + " | ".join(_fmt(arms[a]["max_hacking_gap"]) for a in P.ARMS) + " |",
         "",
-        f"RM pre-training: {report['annotation']['kept']} agreed labels from hybrid annotation of SFT samples; "
+        f"RM pre-training: {report['annotation']['agreements']} agreed labels ({report['annotation']['kept_positive']} "
+        f"correct) from hybrid annotation of {report['annotation']['rows_in']} SFT samples; "
         f"held-out accuracy {report['rm_pretrain_heldout_accuracy']:.3f} "
         f"(majority class {report['rm_pretrain_majority']:.3f}).",
         "",
@@ -205,7 +206,8 @@ def run_demo(out: str | Path, *, quick: bool = False, seeds: int = 3) -> dict[st
         "rm_pretrain_majority": rm_metrics.get("majority_baseline"),
         "heldout_problems": len(held),
         "annotation": {
-            k: ann_stats.get(k) for k in ("rows_in", "kept", "positives", "negatives", "disagreements")
+            k: ann_stats.get(k)
+            for k in ("rows_in", "agreements", "kept_positive", "kept_negative", "disagreements")
         },
         "arms": {arm: summarise_arm(runs[arm], sft_acc["exact"]) for arm in P.ARMS},
         "cooper_gap_after_warmup": gap_after_warmup(runs["cooper"]),

@@ -75,7 +75,7 @@ def split(problems: list[Problem], heldout: int) -> tuple[list[Problem], list[Pr
     return problems[heldout:], problems[:heldout]
 
 
-def solution(p: Problem, rng: random.Random, *, word_share: float = 0.15, unit_share: float = 0.3) -> str:
+def solution(p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_share: float = 0.4) -> str:
     """A correct worked solution whose final answer takes one of the surface forms."""
     s, r = p.a + p.b, p.a + p.b - p.c
     u = rng.random()

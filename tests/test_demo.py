@@ -1,0 +1,71 @@
+"""`cooper demo --quick`: every phase runs end to end and the report has the documented shape.
+
+The quick run is a smoke test: it is far too short to show reward hacking, and nothing here asserts that
+it does."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from cooper.demo.task import ITEMS, NUMBER_WORDS, exact_check, flawed_solution, make_problems, solution
+from cooper.verify import is_correct
+
+
+def test_problems_are_deterministic_and_consistent():
+    a, b = make_problems(50, seed=3), make_problems(50, seed=3)
+    assert a == b and len({p.id for p in a}) == 50
+    for p in a:
+        assert int(p.reference) == p.a + p.b - p.c >= 0
+        assert str(p.a) in p.question and p.item in p.question
+
+
+def test_exact_checker_knows_every_surface_form_and_rejects_hedges():
+    rng = random.Random(0)
+    p = make_problems(1, seed=0)[0]
+    r = int(p.reference)
+    for final in (str(r), NUMBER_WORDS[r], f"{r} {p.item}"):
+        assert exact_check(f"x. The answer is {final}.", p.reference)
+    assert not exact_check(f"The answer is {r} {r + 1}.", p.reference)  # a hedge
+    assert not exact_check(f"The answer is {r + 1}.", p.reference)
+    assert not exact_check("", p.reference)
+    for _ in range(20):
+        assert exact_check(solution(p, rng), p.reference)
+        assert not exact_check(flawed_solution(p, rng), p.reference)
+    assert ITEMS  # units exist for the unit surface form
+
+
+def test_rule_verifier_is_precise_but_misses_the_word_form():
+    p = make_problems(1, seed=1)[0]
+    r = int(p.reference)
+    assert is_correct(f"The answer is {r}.", p.reference)
+    assert is_correct(f"The answer is {r} {p.item}.", p.reference)
+    assert not is_correct(f"The answer is {NUMBER_WORDS[r]}.", p.reference)  # the miss (exact says yes)
+    assert not is_correct(f"The answer is {r + 1}.", p.reference)
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_the_report(tmp_path):
+    from cooper.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert isinstance(report["seconds"], float) and report["seconds"] > 0
+    assert report["seeds"] == [0]
+    for key in ("sft_accuracy", "rm_pretrain_heldout_accuracy"):
+        assert 0.0 <= report[key] <= 1.0
+    assert set(report["arms"]) == {"rule", "static_rm", "cooper"}
+    for arm, m in report["arms"].items():
+        for key in ("initial_accuracy", "final_accuracy", "peak_accuracy"):
+            assert 0.0 <= m[key] <= 1.0, (arm, key)
+        assert m["peak_accuracy"] >= m["final_accuracy"] and m["peak_accuracy"] >= m["initial_accuracy"]
+        assert m["steps"] == 3
+        for key in ("final_rm_reward", "max_hacking_gap"):
+            assert m[key] is None or isinstance(m[key], float)
+    md = (out / "report.md").read_text()
+    assert "| final held-out accuracy |" in md and "## What happened" in md
+    for png in ("heldout_accuracy.png", "rm_reward.png", "hacking_gap.png", "rm_pair_accuracy.png"):
+        assert (out / png).stat().st_size > 1000
