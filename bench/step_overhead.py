@@ -39,7 +39,7 @@ def run(mode: str, policy: str, rm: str, out: Path, steps: int) -> list[dict]:
         grpo={
             "max_steps": steps,
             "learning_rate": 1e-4,
-            "per_device_train_batch_size": 16,
+            "per_device_train_batch_size": 64,
             "num_generations": 8,
             "max_completion_length": 16,
             "save_steps": 10_000,
