@@ -6,12 +6,18 @@ chat API; a ``respond(n, body) -> Reply`` function decides each chat answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -169,3 +175,82 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def transformers_serve(
+    model_dir: Path, workdir: Path, *, ready_timeout_s: float = 60.0
+) -> Iterator[ServeHandle]:
+    """A real OpenAI-compatible server: ``transformers serve`` on 127.0.0.1 with a local model, offline.
+
+    Waits for ``/health`` (bounded), yields a handle with ``url`` (``.../v1``) and ``log_path``, and always
+    stops the server. One torch thread: on a busy 2-core machine more threads make generation far slower.
+    """
+    env = os.environ | {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+        "HF_HOME": str(workdir / "hf"),
+        "OMP_NUM_THREADS": "1",
+    }
+    (workdir / "hf" / "hub").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = workdir / "serve.log"
+    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--default-seed", "0", "--log-level", "info", str(model_dir)]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if server.poll() is not None:
+                raise RuntimeError(f"transformers serve exited:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no /health within {ready_timeout_s} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield ServeHandle(f"http://127.0.0.1:{port}/v1", log_path)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+@dataclass
+class ServeHandle:
+    url: str
+    log_path: Path
+
+
+def steer_model(policy_dir: Path, out_dir: Path, replies: dict[str, float]) -> Path:
+    """A copy of a tiny random policy whose generation config makes it sample the given replies, each with
+    probability proportional to its weight: sequence biases steer every token (the random model alone
+    only writes newlines), and at the first token where the replies part ways each gets log(weight)."""
+    import math
+    import shutil
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    shutil.copytree(policy_dir, out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = {text: tokenizer(text, add_special_tokens=False)["input_ids"] + [eos] for text in replies}
+    seqs = list(ids.values())
+    branch = next((i for i in range(min(map(len, seqs))) if len({s[i] for s in seqs}) > 1), 0)
+    bias: dict[tuple[int, ...], float] = {}
+    for text, seq in ids.items():
+        for i in range(len(seq)):
+            extra = math.log(replies[text]) if i == branch else 0.0
+            bias[tuple(seq[: i + 1])] = (10.0 if i == 0 else 20.0) + extra
+    config = GenerationConfig.from_pretrained(out_dir)
+    config.do_sample, config.temperature, config.top_p = True, 1.0, 1.0
+    config.sequence_bias = [[list(k), v] for k, v in bias.items()]
+    config.save_pretrained(out_dir)
+    return out_dir

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +22,7 @@ from cooper.cli import main
 from cooper.data import DataError
 from cooper.io import read_jsonl
 from cooper.tiny import TinyPaths
-from helpers_endpoint import FakeEndpoint, Reply, chat_body, free_port
+from helpers_endpoint import FakeEndpoint, Reply, chat_body, free_port, steer_model, transformers_serve
 
 ROWS = [
     {"id": "p1", "question": "What is 1+1?", "reference": "2", "completion": "1+1=2, so \\boxed{2}.", "source": "arith"},
@@ -415,32 +410,11 @@ def test_generator_mode_with_the_tiny_model(
 
 
 def verdict_model(policy_dir: Path, out_dir: Path) -> Path:
-    """A copy of the tiny policy whose generation config makes it sample "Final verdict: Yes" (1/4), "...
-    No" (1/4) or "... Maybe" (1/2, an abstention): sequence biases steer each token of those replies (the
-    random model alone only writes newlines, i.e. empty replies). Its verdicts are noise; the test checks
-    the plumbing."""
-    import shutil
-
-    from transformers import AutoTokenizer, GenerationConfig
-
-    shutil.copytree(policy_dir, out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(out_dir)
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    words = ("Yes", "No", "Maybe")
-    replies = {
-        w: tokenizer(f"Final verdict: {w}", add_special_tokens=False)["input_ids"] + [eos] for w in words
-    }
-    branch = next(i for i, (a, b) in enumerate(zip(replies["Yes"], replies["Maybe"], strict=False)) if a != b)
-    bias: dict[tuple[int, ...], float] = {}
-    for word, ids in replies.items():
-        for i in range(len(ids)):
-            extra = math.log(2) if word == "Maybe" and i == branch else 0.0  # Maybe 1/2, Yes 1/4, No 1/4
-            bias[tuple(ids[: i + 1])] = (10.0 if i == 0 else 20.0) + extra
-    config = GenerationConfig.from_pretrained(out_dir)
-    config.do_sample, config.temperature, config.top_p = True, 1.0, 1.0
-    config.sequence_bias = [[list(k), v] for k, v in bias.items()]
-    config.save_pretrained(out_dir)
-    return out_dir
+    """The tiny policy steered to reply "Final verdict: Yes" (1/4), "... No" (1/4) or "... Maybe" (1/2, an
+    abstention). Its verdicts are noise; the test checks the plumbing."""
+    return steer_model(
+        policy_dir, out_dir, {f"Final verdict: {w}": p for w, p in (("Yes", 1), ("No", 1), ("Maybe", 2))}
+    )
 
 
 @pytest.mark.slow
@@ -449,36 +423,8 @@ def test_real_transformers_serve(
 ) -> None:
     t0 = time.perf_counter()
     model = verdict_model(tiny_paths.policy_dir, tmp_path / "judge")
-    port = free_port()
-    env = (
-        os.environ
-        | {
-            "HF_HUB_OFFLINE": "1",
-            "HF_HUB_DISABLE_UPDATE_CHECK": "1",
-            "HF_HOME": str(tmp_path / "hf"),
-            "OMP_NUM_THREADS": "1",  # one thread: on a busy 2-core machine more threads make generation ~20x slower
-        }
-    )
-    (tmp_path / "hf" / "hub").mkdir(parents=True)
-    log_path = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--default-seed", "0", "--log-level", "info", str(model)]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            assert server.poll() is None, f"transformers serve exited:\n{log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no /health within 60 s:\n{log_path.read_text()[-3000:]}"
-            time.sleep(0.2)
+    with transformers_serve(model, tmp_path) as served:
         t_ready = time.perf_counter()
-
         rows = [
             {
                 "id": f"r{i}",
@@ -490,7 +436,7 @@ def test_real_transformers_serve(
         ]  # odd i: a wrong answer
         data = write_jsonl(tmp_path / "data.jsonl", rows)
         out = tmp_path / "out"
-        url = f"http://127.0.0.1:{port}/v1"
+        url = served.url
         args = ["--judge-model", str(model), "--judge-temperature", "1.0", "--judge-max-tokens", "24"]
         args += [
             "--judge-concurrency",
@@ -531,13 +477,7 @@ def test_real_transformers_serve(
         assert main([*retry, *args]) == 0
         retried = json.loads((out / "stats.json").read_text())
         assert retried["endpoint"]["requests"] == stats["abstentions"]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+    log_path = served.log_path
     posts = log_path.read_text().count("POST /v1/chat/completions")
     assert posts == 15 + stats["abstentions"], log_path.read_text()[-2000:]
     timings = {

@@ -104,6 +104,14 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
     from cooper.cooper import RMUpdater
     from cooper.rewards import RewardFunction
 
+    sources = None
+    if cfg.reward.mode == "cooper" and "assistant" in cfg.cooper.negatives:
+        from cooper.endpoints import ChatClient
+        from cooper.negatives import NEGATIVE_SOURCES, AssistantSource
+
+        client = ChatClient(cfg.cooper.assistant)
+        client.preflight()  # an unreachable endpoint is reported before any model is loaded
+        sources = {**NEGATIVE_SOURCES, "assistant": AssistantSource(client)}
     rm = None
     if rm_dir:
         import torch
@@ -121,15 +129,6 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
         if train_rm and on_gpu and torch.cuda.is_bf16_supported():
             rm.autocast_dtype = torch.bfloat16
     updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" else None
-    sources = None
-    if "assistant" in cfg.cooper.negatives:
-        from cooper.endpoints import ChatClient, EndpointConfig
-        from cooper.negatives import NEGATIVE_SOURCES, AssistantSource
-
-        a = cfg.cooper.assistant
-        client = ChatClient(EndpointConfig(**vars(a)))
-        client.preflight()  # an unreachable endpoint is reported before training starts
-        sources = {**NEGATIVE_SOURCES, "assistant": AssistantSource(client)}
     return RewardFunction(
         cfg.reward.mode,
         rm=rm,

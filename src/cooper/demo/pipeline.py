@@ -43,11 +43,11 @@ class DemoSettings:
     rm_epochs: float = 10.0
     rm_lr: float = 2e-3
     rl_steps: int = 60
-    rl_prompts_per_step: int = 8
+    rl_prompts_per_step: int = 16
     rl_generations: int = 8
-    rl_lr: float = 5e-5
+    rl_lr: float = 1e-4
     rm_update_lr: float = 1e-3
-    rm_update_epochs: int = 2
+    rm_update_epochs: int = 4
     max_completion_length: int = 40
     eval_every: int = 10
     task_seed: int = 1234
