@@ -36,7 +36,7 @@ class DemoSettings:
     problems: int = 1400
     heldout: int = 200
     sft_steps: int = 300
-    sft_correct_share: float = 0.6
+    sft_correct_share: float = 0.55
     eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
     annotate_problems: int = 1000
     annotate_samples: int = 2
@@ -46,8 +46,8 @@ class DemoSettings:
     rl_prompts_per_step: int = 16
     rl_generations: int = 8
     rl_lr: float = 1e-4
-    rm_update_lr: float = 1e-3
-    rm_update_epochs: int = 4
+    rm_update_lr: float = 2e-4
+    rm_update_epochs: int = 2
     max_completion_length: int = 40
     eval_every: int = 10
     task_seed: int = 1234
@@ -224,7 +224,7 @@ def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path
         data={"files": [str(train_file)], "instruction": INSTRUCTION},
         reward={"mode": arm, "rm": str(rm_dir), "rm_max_length": 160, "rm_batch_size": 64},
         cooper={
-            "negatives": ["policy", "perturb"],
+            "negatives": ["perturb", "policy"],
             "rm_update": {"learning_rate": s.rm_update_lr, "epochs": s.rm_update_epochs},
         },
         monitor={"plot": False},

@@ -83,9 +83,12 @@ def solution(p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_sh
     return f"{p.a} + {p.b} = {s}. {s} - {p.c} = {r}. The answer is {final}."
 
 
-def flawed_solution(p: Problem, rng: random.Random) -> str:
-    """A plausible solution with one arithmetic slip (so the final answer is wrong)."""
+def flawed_solution(p: Problem, rng: random.Random, *, skip_share: float = 0.6) -> str:
+    """A plausible wrong solution: it stops after the first step (forgets to give away), or makes one
+    arithmetic slip."""
     s, r = p.a + p.b, p.a + p.b - p.c
+    if rng.random() < skip_share and s != r:
+        return f"{p.a} + {p.b} = {s}. The answer is {s}."
     slip = rng.choice([-2, -1, 1, 2])
     if rng.random() < 0.5:  # slip in the first step, carried through
         s2 = max(0, s + slip)
