@@ -155,6 +155,8 @@ def test_batch_matches_single_and_in_process_judge():
         ("", None),
         ("\\boxed{\\boxed{9}}", "9"),
         ("\\boxed{\\frac{1}{2}", None),  # unbalanced: no answer, never a guess
+        ("..", None),  # punctuation states no answer (it must never pass as a "wrong answer" negative)
+        ("The answer is $.", None),
     ],
 )
 def test_extract_answer(text, expected):

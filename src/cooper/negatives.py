@@ -138,13 +138,14 @@ class AssistantSource:
             ]
             for r in requests
         ]
-        replies = _on_rank0_then_broadcast(lambda: self.client.chat_many(conversations))
+        replies = self.client.chat_many(conversations)
         return [t.strip() if isinstance(t, str) and t.strip() else None for t in replies]
 
 
-def _on_rank0_then_broadcast(fn: Callable[[], list[Any]]) -> list[Any]:
-    """Call ``fn`` on rank 0 only and give every rank its result (one endpoint call per pair, and the same
-    negatives everywhere, so the RM stays identical across ranks)."""
+def on_rank0_then_broadcast(fn: Callable[[], Any]) -> Any:
+    """Call ``fn`` on rank 0 only and give every rank its result (identity on one process). Used for the
+    whole pair construction: one endpoint call per pair, and verifier verdicts (which have per-item
+    deadlines) decided once, so every rank trains the RM on the same pairs."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cooper.cooper import Pair, RMUpdater, group_indices, select_positives
-from cooper.negatives import NegativeRequest, NegativeSource, make_negatives
+from cooper.negatives import NegativeRequest, NegativeSource, make_negatives, on_rank0_then_broadcast
 from cooper.verify import is_correct_batch
 
 log = logging.getLogger(__name__)
@@ -169,26 +169,33 @@ class RewardFunction:
         groups: list[Any],
     ) -> None:
         t = time.perf_counter()
-        positives = select_positives(groups, correct, self.positive, self.rng)
-        members = group_indices(groups)
-        requests, keys = [], []
-        for g, i in positives.items():
-            others = [
-                (texts[j], correct[j], probs[j] if probs is not None else None) for j in members[g] if j != i
+
+        def build_pairs() -> tuple[list[Pair], dict[str, int], int, int]:
+            positives = select_positives(groups, correct, self.positive, self.rng)
+            members = group_indices(groups)
+            requests = []
+            for g, i in positives.items():
+                others = [
+                    (texts[j], correct[j], probs[j] if probs is not None else None)
+                    for j in members[g]
+                    if j != i
+                ]
+                requests.append(NegativeRequest(questions[i], references[i], texts[i], others))
+            made, counts = make_negatives(requests, self.negative_order, self.negative_sources, self.rng)
+            pairs = [
+                Pair(req.question, req.reference, req.positive, neg[0], neg[1])
+                for req, neg in zip(requests, made, strict=True)
+                if neg is not None
             ]
-            requests.append(NegativeRequest(questions[i], references[i], texts[i], others))
-            keys.append(i)
-        made, counts = make_negatives(requests, self.negative_order, self.negative_sources, self.rng)
-        pairs = [
-            Pair(req.question, req.reference, req.positive, neg[0], neg[1])
-            for req, neg in zip(requests, made, strict=True)
-            if neg is not None
-        ]
+            return pairs, dict(counts), len(positives), len(members)
+
+        # Built once (rank 0) and shared, so every rank trains the RM on exactly the same pairs.
+        pairs, counts, n_positive, n_groups = on_rank0_then_broadcast(build_pairs)
         rec.seconds["negatives"] = time.perf_counter() - t
         self.totals.update(counts)
         rec.metrics.update({k: float(v) for k, v in counts.items()})
-        rec.metrics["rm/groups_with_positive"] = float(len(positives))
-        rec.metrics["rm/groups"] = float(len(members))
+        rec.metrics["rm/groups_with_positive"] = float(n_positive)
+        rec.metrics["rm/groups"] = float(n_groups)
 
         t = time.perf_counter()
         update = self.updater.update(pairs)

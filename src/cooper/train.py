@@ -303,8 +303,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks: list[Any] = ()) 
         step = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]
         truncate_metrics(out / "metrics.jsonl", step)
         log.info("resuming from %s (step %d)", ckpt, step)
-    elif (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()
+    else:
+        (out / "metrics.jsonl").unlink(missing_ok=True)  # every rank may try; none may fail
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", config_to_dict(cfg))
 

@@ -127,14 +127,19 @@ def extract_answer(text: str, *, last_number: bool = True) -> str | None:
         answer = max(found, key=lambda pa: pa[0])[1]
         # "The answer is \boxed{5}" and "the answer is: $5$" both mean 5.
         inner = _boxed_spans(answer)
-        return (inner[-1] if inner else answer).strip() or None
+        return _meaningful((inner[-1] if inner else answer).strip())
     if _is_bare_answer(text):  # the whole completion is just an expression: "\frac{1}{2}", "(1, 2]"
-        return text.strip()
+        return _meaningful(text.strip())
     if last_number and not _BOXED.search(text):  # an unclosed \boxed{ is a truncated answer, not a guess
         numbers = _NUMBER.findall(text)
         if numbers:
             return numbers[-1].replace("$", "").rstrip(",")
     return None
+
+
+def _meaningful(answer: str) -> str | None:
+    """An answer needs at least one letter, digit or LaTeX symbol: ``".."`` or ``"$"`` states nothing."""
+    return answer if re.search(r"[0-9A-Za-z\\]|[^\x00-\x7f]", answer) else None
 
 
 def _is_bare_answer(text: str) -> bool:

@@ -1,0 +1,233 @@
+"""Cooper on two processes (torchrun, gloo, CPU): the co-trained RM and the policy stay identical on every
+rank, pairs come from whole prompt groups even when a group straddles ranks, and the 2-rank RM update equals
+the single-process one.
+
+The worker (tests/mp_worker.py) wraps the library's functions with spies in the worker process only and
+writes what each rank saw; the assertions here compare the ranks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cooper.cooper import group_indices
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER = Path(__file__).resolve().parent / "mp_worker.py"
+DIGITS = REPO / "configs" / "data" / "digits.jsonl"
+INSTRUCTION = "Answer with the digit."
+WORLD = 2
+NUM_GENERATIONS = 8
+PER_DEVICE = 12  # 2 x 12 = 24 completions = 3 groups of 8: rank 0 holds 8 + 4, rank 1 holds 4 + 8
+STEPS = 3
+TIMEOUT_S = 240  # per launch; each takes ~10 s on an idle 2-core machine
+
+pytestmark = pytest.mark.slow
+
+
+def _worker_module():
+    spec = importlib.util.spec_from_file_location("mp_worker", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _torchrun(*args: str) -> str:
+    """``torchrun --standalone --nproc_per_node 2 tests/mp_worker.py ARGS``; its output, or a failed
+    assertion that shows it. On timeout the launcher and its workers are stopped."""
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        MP_WORKER_DEADLINE_S=str(TIMEOUT_S - 20),  # workers dump their stacks and exit before we kill
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(WORLD),
+        str(WORKER),
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # torchrun forwards it to the workers (each in its own session)
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        pytest.fail(
+            f"torchrun timed out after {TIMEOUT_S} s: {' '.join(cmd)}\n--- output (tail) ---\n{out[-8000:]}"
+        )
+    assert proc.returncode == 0, (
+        f"torchrun exited with {proc.returncode}: {' '.join(cmd)}\n--- output (tail) ---\n{out[-8000:]}"
+    )
+    return out
+
+
+# -- 1-3: `cooper train` in mode cooper on two ranks ------------------------------------------------
+@pytest.fixture(scope="module")
+def two_rank_run(tiny_paths, tmp_path_factory, one_torch_thread):
+    """A warm-started tiny policy (so the verifier finds positives), then 3 steps of `cooper train` on 2
+    ranks; returns both ranks' records and the launcher's output."""
+    from cooper.sft import as_examples, sft_warm_start
+
+    root = tmp_path_factory.mktemp("mp-train")
+    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
+    examples = as_examples(
+        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], INSTRUCTION
+    )
+    policy = sft_warm_start(tiny_paths.policy_dir, examples, root / "sft", max_steps=30, learning_rate=3e-3)
+    config = root / "train.yaml"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "output_dir": str(root / "run"),
+                "policy": str(policy),
+                "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 32},
+                "reward": {"mode": "cooper", "rm": str(tiny_paths.rm_dir), "rm_max_length": 128},
+                # policy negatives first: they are other rollouts of the group, possibly from the other rank;
+                # mini_batch_size 1: every RM mini-batch of 2 pairs splits across the ranks
+                "cooper": {
+                    "negatives": ["policy", "perturb"],
+                    "rm_update": {"learning_rate": 1e-3, "mini_batch_size": 1},
+                },
+                "monitor": {"plot": False},
+                "grpo": {
+                    "learning_rate": 1e-3,
+                    "per_device_train_batch_size": PER_DEVICE,
+                    "num_generations": NUM_GENERATIONS,
+                    "max_completion_length": 12,
+                    "save_steps": 100,
+                    "beta": 0.0,
+                    "disable_tqdm": True,
+                },
+            }
+        )
+    )
+    records = root / "records"
+    out = _torchrun("train", str(records), str(config), "--grpo.max_steps", str(STEPS))
+    found = sorted(p.name for p in records.glob("rank*.json")) if records.exists() else []
+    assert found == [f"rank{r}.json" for r in range(WORLD)], f"records {found}\n{out[-8000:]}"
+    return [json.loads((records / f"rank{r}.json").read_text()) for r in range(WORLD)], out, root
+
+
+def test_two_ranks_really_ran(two_rank_run):
+    recs, out, root = two_rank_run
+    for r, rec in enumerate(recs):
+        assert rec["rank"] == r and rec["rc"] == 0
+        assert rec["final"]["world_size"] == WORLD, "accelerate did not see 2 processes"
+        assert rec["final"]["global_step"] == STEPS
+        assert len(rec["calls"]) == STEPS and len(rec["updates"]) == STEPS, out[-4000:]
+    metrics = [json.loads(x) for x in (root / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == list(range(1, STEPS + 1)), "metrics.jsonl: one row per step"
+
+
+def test_rm_weights_identical_on_every_rank_after_every_update(two_rank_run):
+    recs, out, _ = two_rank_run
+    r0, r1 = (rec["updates"] for rec in recs)
+    assert r0[0]["rm_before"] == r1[0]["rm_before"], "the ranks started from different RMs"
+    moved = 0
+    for step, (a, b) in enumerate(zip(r0, r1, strict=True), start=1):
+        assert a["pairs"] == b["pairs"], f"step {step}: the ranks updated the RM on different pairs"
+        assert a["rm_after"] == b["rm_after"], f"step {step}: RM weights differ across ranks\n{out[-4000:]}"
+        if step > 1:  # nothing else touches the RM between updates
+            assert a["rm_before"] == r0[step - 2]["rm_after"]
+        moved += a["rm_after"] != a["rm_before"]
+        assert (a["rm_after"] != a["rm_before"]) == bool(a["pairs"]), f"step {step}"
+    assert sum(len(u["pairs"]) for u in r0) > 0, "no pair in 3 steps: the RM was never updated"
+    assert moved > 0
+
+
+def test_policy_weights_identical_on_every_rank_at_the_end(two_rank_run):
+    recs, _, _ = two_rank_run
+    finals = [rec["final"] for rec in recs]
+    assert finals[0]["policy_before"] == finals[1]["policy_before"]
+    assert finals[0]["policy"] == finals[1]["policy"], "policy weights differ across ranks after training"
+    assert finals[0]["policy"] != finals[0]["policy_before"], "the policy did not train"
+
+
+def test_pairs_come_from_whole_groups_when_groups_straddle_ranks(two_rank_run):
+    recs, _, _ = two_rank_run
+    straddling = 0
+    for step in range(STEPS):
+        calls = [rec["calls"][step] for rec in recs]
+        g = calls[0]["gathered"]
+        # every rank saw the same gathered lists: all ranks' rollouts, in rank order
+        assert calls[1]["gathered"] == g, f"step {step + 1}: the ranks gathered different lists"
+        assert g["groups"] == calls[0]["local_ids"] + calls[1]["local_ids"]
+        assert g["texts"] == calls[0]["local_texts"] + calls[1]["local_texts"]
+        assert [len(c["local_ids"]) for c in calls] == [PER_DEVICE] * WORLD
+        straddling += len(set(calls[0]["local_ids"]) & set(calls[1]["local_ids"]))
+
+        members = group_indices(g["groups"])
+        for grp, idx in members.items():
+            assert len(idx) == NUM_GENERATIONS, f"step {step + 1}: group {grp} has {len(idx)} rollouts"
+            assert idx == list(range(idx[0], idx[0] + NUM_GENERATIONS)), "group members not contiguous"
+
+        # positive = the group's first verified rollout over the WHOLE group (cooper.positive: first)
+        expected = [
+            (grp, next(i for i in idx if g["correct"][i]))
+            for grp, idx in members.items()
+            if any(g["correct"][i] for i in idx)
+        ]
+        pairs = recs[0]["updates"][step]["pairs"]
+        assert len(pairs) <= len(expected)
+        it = iter(expected)
+        for question, _ref, positive, negative, source in pairs:
+            hit = next(((grp, i) for grp, i in it if g["texts"][i] == positive), None)  # in group order
+            assert hit is not None, f"step {step + 1}: positive {positive!r} is no group's first verified"
+            grp, i = hit
+            assert g["questions"][i] == question
+            assert len(members[grp]) == NUM_GENERATIONS
+            if source == "policy":  # a wrong rollout of the same (whole) group
+                wrong = {g["texts"][j] for j in members[grp] if not g["correct"][j]}
+                assert negative in wrong, f"step {step + 1}: policy negative not a wrong member of {grp}"
+    assert straddling >= STEPS, "the configuration should split a prompt group across the ranks every step"
+
+
+# -- 4: the RM update over 2 ranks equals the single-process update --------------------------------
+def test_two_rank_rm_update_equals_single_process(tiny_paths, tmp_path, one_torch_thread):
+    """2 ranks with mini_batch_size m (pairs per optimizer step per process) = 1 process with 2m, on the
+    same 7 + 5 pairs: a mini-batch splits 2/2, 2/1 and 1/0 across the ranks."""
+    _torchrun("rm-update", str(tmp_path), str(tiny_paths.rm_dir), "2")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    single = _worker_module().rm_update_snapshots(str(tiny_paths.rm_dir), 2 * WORLD)
+    from safetensors.torch import load_file
+
+    initial = load_file(str(tiny_paths.rm_dir / "model.safetensors"))
+    assert ranks[0]["updates"] == ranks[1]["updates"] == single["updates"] == 8  # 2 updates x 2 epochs x 2
+    for n in range(2):
+        a, b, ref = ranks[0]["snapshots"][n], ranks[1]["snapshots"][n], single["snapshots"][n]
+        assert a.keys() == b.keys() == ref.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), f"update {n + 1}: the ranks' RMs differ"
+        diff = max((a[k] - ref[k]).abs().max().item() for k in a)
+        assert diff < 1e-5, f"update {n + 1}: 2-rank vs single-process RM weights differ by {diff:.2e}"
+        moved = max((a[k] - initial[k]).abs().max().item() for k in initial if k in a)
+        assert moved > 1e-4, f"update {n + 1}: the RM barely moved ({moved:.2e}); the comparison is vacuous"
+        for key in ("rm/loss", "rm/pair_accuracy", "rm/valid_pairs"):
+            got, want = ranks[0]["metrics"][n][key], single["metrics"][n][key]
+            assert got == pytest.approx(want, rel=1e-5, abs=1e-7), key
