@@ -120,8 +120,11 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
 
         train_rm = cfg.reward.mode == "cooper"
         on_gpu = torch.cuda.is_available()
+        # each process's own GPU (accelerate sets the current device only later, inside the trainer)
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu else "cpu"
         rm = VerifyRM.from_pretrained(
             rm_dir,
+            device=device,
             max_length=cfg.reward.rm_max_length,
             trust_remote_code=cfg.trust_remote_code,
             dtype=torch.float32 if train_rm else None,  # fp32 master weights for the RM's own optimizer
