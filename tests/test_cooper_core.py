@@ -44,6 +44,37 @@ def test_pairwise_loss_hand_values_and_edge_cases():
     assert none_valid.item() == 0.0
 
 
+def test_pointwise_anchor_loss_hand_values():
+    from cooper.cooper import pointwise_anchor_loss
+
+    # scores 0 and 0: each BCE term is log 2
+    assert pointwise_anchor_loss(torch.tensor([0.0]), torch.tensor([0.0])).item() == pytest.approx(
+        math.log(2)
+    )
+    # a calibrated, confident RM pays almost nothing; shifting both scores up (pairwise-invariant) costs
+    good = pointwise_anchor_loss(torch.tensor([8.0]), torch.tensor([-8.0])).item()
+    shifted = pointwise_anchor_loss(torch.tensor([16.0]), torch.tensor([0.0])).item()
+    assert good < 1e-3 and shifted > 0.3
+    assert pairwise_rm_loss(torch.tensor([8.0]), torch.tensor([-8.0])).item() == pytest.approx(
+        pairwise_rm_loss(torch.tensor([16.0]), torch.tensor([0.0])).item()
+    )
+
+
+def test_pointwise_weight_keeps_scores_anchored(tiny_rm):
+    pairs = _pairs()
+    means = {}
+    for w in (0.0, 1.0):
+        rm = tiny_rm()
+        upd = RMUpdater(rm, RMUpdateConfig(learning_rate=3e-3, pointwise_weight=w))
+        for _ in range(10):
+            upd.update(pairs)
+        q, r = [p.question for p in pairs], [p.reference for p in pairs]
+        pos = rm.score(q, r, [p.positive for p in pairs])
+        neg = rm.score(q, r, [p.negative for p in pairs])
+        means[w] = (sum(pos) / len(pos), sum(neg) / len(neg))
+    assert means[1.0][0] > 0.5 > means[1.0][1]  # positives above, negatives below P = 0.5
+
+
 def test_select_positives():
     groups = ["a", "a", "a", "b", "b", "c", "c"]
     correct = [False, True, True, False, False, True, False]

@@ -39,6 +39,18 @@ def pairwise_rm_loss(
     return (losses * valid).sum() / n.clamp(min=1)
 
 
+def pointwise_anchor_loss(s_pos: torch.Tensor, s_neg: torch.Tensor) -> torch.Tensor:
+    """Mean of ``BCE(s_pos, 1)`` and ``BCE(s_neg, 0)`` over pairs: ties the scores to P(correct).
+
+    The pairwise loss only sees score differences, so during RL the RM's absolute scores can drift while
+    its ranking improves; the policy does not mind (GRPO normalises rewards per group), but P(correct)
+    and the hacking gap then stop meaning anything. ``s_pos``, ``s_neg``: (P,) raw scores.
+    """
+    import torch.nn.functional as F
+
+    return 0.5 * (F.softplus(-s_pos) + F.softplus(s_neg)).mean()  # softplus(-x) = -log sigmoid(x)
+
+
 def group_indices(group_ids: Sequence[Any]) -> dict[Any, list[int]]:
     """Indices of each prompt group, groups in order of first appearance."""
     groups: dict[Any, list[int]] = {}
@@ -83,12 +95,15 @@ class RMUpdateConfig:
     max_grad_norm: float = 1.0
     mini_batch_size: int = 64  # pairs per optimizer step (per process)
     epochs: int = 1  # passes over each step's pairs
+    # Weight of a pointwise BCE anchor (positive -> 1, negative -> 0) added to the pairwise loss. 0 is the
+    # paper's loss; > 0 keeps the RM's probabilities calibrated (see pointwise_anchor_loss).
+    pointwise_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0 or self.mini_batch_size <= 0 or self.epochs <= 0:
             raise ValueError("rm_update: learning_rate, mini_batch_size and epochs must be > 0")
-        if self.warmup_steps < 0 or self.max_grad_norm < 0:
-            raise ValueError("rm_update: warmup_steps and max_grad_norm must be >= 0")
+        if self.warmup_steps < 0 or self.max_grad_norm < 0 or self.pointwise_weight < 0:
+            raise ValueError("rm_update: warmup_steps, max_grad_norm and pointwise_weight must be >= 0")
 
 
 def _dist() -> tuple[int, int]:
@@ -167,6 +182,10 @@ class RMUpdater:
                         scores = self.rm.logits(self.rm.encode(q, r, c))  # (2P,)
                         s_pos, s_neg = scores[: len(mine)], scores[len(mine) :]
                         loss_sum = pairwise_rm_loss(s_pos, s_neg) * len(mine)
+                        if cfg.pointwise_weight:
+                            loss_sum = loss_sum + cfg.pointwise_weight * pointwise_anchor_loss(
+                                s_pos, s_neg
+                            ) * len(mine)
                         if epoch == 0:
                             correct_order += int((s_pos > s_neg).sum().item())
                             seen += len(mine)

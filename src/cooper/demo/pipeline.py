@@ -40,14 +40,21 @@ class DemoSettings:
     eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
     annotate_problems: int = 1000
     annotate_samples: int = 2
-    rm_epochs: float = 10.0
-    rm_lr: float = 2e-3
+    rm_epochs: float = 6.0
+    rm_lr: float = 5e-4
+    # The RM needs more width than the policy to learn "final answer == reference" (with the default
+    # 128-wide, 4-head tiny classifier it only learns the format; measured ROC-AUC 0.71 vs 0.92).
+    rm_hidden: int = 256
+    rm_heads: int = 8
     rl_steps: int = 60
     rl_prompts_per_step: int = 16
     rl_generations: int = 8
     rl_lr: float = 1e-4
     rm_update_lr: float = 2e-4
     rm_update_epochs: int = 2
+    rm_update_pointwise: float = (
+        1.0  # keep the RM's P(correct) calibrated, so the hacking gap means something
+    )
     max_completion_length: int = 40
     eval_every: int = 10
     task_seed: int = 1234
@@ -198,6 +205,23 @@ def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: 
     return out / "annotated.jsonl", stats
 
 
+def build_rm(tokenizer_dir: Path, s: DemoSettings, out: Path) -> Path:
+    """The demo's random-init VerifyRM: the tiny Qwen2 classifier, wider (see ``DemoSettings.rm_hidden``)."""
+    from transformers import AutoTokenizer
+
+    from cooper.tiny import build_sequence_classifier
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    return build_sequence_classifier(
+        out,
+        tokenizer=tok,
+        hidden_size=s.rm_hidden,
+        num_layers=2,
+        num_heads=s.rm_heads,
+        num_kv_heads=s.rm_heads,
+    )
+
+
 def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tuple[Path, dict]:
     from cooper.rm_train import RMTrainConfig, train_rm
 
@@ -222,10 +246,20 @@ def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path
         policy=str(sft_dir),
         seed=seed,
         data={"files": [str(train_file)], "instruction": INSTRUCTION},
-        reward={"mode": arm, "rm": str(rm_dir), "rm_max_length": 160, "rm_batch_size": 64},
+        # the rule arm needs no RM (its RM columns in the report are then null), which saves a third of the time
+        reward={
+            "mode": arm,
+            "rm": None if arm == "rule" else str(rm_dir),
+            "rm_max_length": 160,
+            "rm_batch_size": 64,
+        },
         cooper={
             "negatives": ["perturb", "policy"],
-            "rm_update": {"learning_rate": s.rm_update_lr, "epochs": s.rm_update_epochs},
+            "rm_update": {
+                "learning_rate": s.rm_update_lr,
+                "epochs": s.rm_update_epochs,
+                "pointwise_weight": s.rm_update_pointwise,
+            },
         },
         monitor={"plot": False},
         grpo={
