@@ -50,11 +50,10 @@ class DemoSettings:
     rl_prompts_per_step: int = 16
     rl_generations: int = 8
     rl_lr: float = 1e-4
-    rm_update_lr: float = 2e-4
-    rm_update_epochs: int = 2
-    rm_update_pointwise: float = (
-        1.0  # keep the RM's P(correct) calibrated, so the hacking gap means something
-    )
+    rm_update_lr: float = 6e-4
+    rm_update_epochs: int = 3
+    # weight of the pointwise anchor: keeps the RM's P(correct) calibrated, so the hacking gap means something
+    rm_update_pointwise: float = 3.0
     max_completion_length: int = 40
     eval_every: int = 10
     task_seed: int = 1234
@@ -254,7 +253,7 @@ def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path
             "rm_batch_size": 64,
         },
         cooper={
-            "negatives": ["perturb", "policy"],
+            "negatives": ["policy", "perturb"],
             "rm_update": {
                 "learning_rate": s.rm_update_lr,
                 "epochs": s.rm_update_epochs,
