@@ -55,7 +55,9 @@ class StepRecord:
     """What one reward call measured; the training loop writes it to metrics.jsonl."""
 
     metrics: dict[str, float] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # time per phase inside the reward call
+    started: float = 0.0  # perf_counter() when the reward call began (generation ended) ...
+    ended: float = 0.0  # ... and when it returned (the policy update begins)
 
 
 class RewardFunction:
@@ -113,7 +115,7 @@ class RewardFunction:
         **_: Any,
     ) -> list[float]:
         rec = StepRecord()
-        rec.seconds["started"] = time.perf_counter()
+        rec.started = time.perf_counter()
         texts = [completion_text(c) for c in completions]
         questions = question or [completion_text(p) for p in prompts]
         groups = id if id is not None else [completion_text(p) for p in prompts]
@@ -153,7 +155,7 @@ class RewardFunction:
             for k, v in m.items():
                 if isinstance(v, float) and math.isfinite(v):
                     log_metric(k, v)
-        rec.seconds["ended"] = time.perf_counter()
+        rec.ended = time.perf_counter()
         self.last = rec
         self.calls += 1
         return rewards

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cooper.io import atomic_write_json
+from cooper.io import atomic_write_json, atomic_write_text
 from cooper.train_config import TrainConfig, config_to_dict, load_config, parse_overrides
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,6 @@ def truncate_metrics(path: Path, last_step: int) -> None:
             break  # a torn last line
         if row.get("step", 0) <= last_step:
             keep.append(line)
-    from cooper.io import atomic_write_text
-
     atomic_write_text(path, "".join(x + "\n" for x in keep))
 
 
@@ -233,7 +231,6 @@ class CooperCallbackMixin:
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.t_step = time.perf_counter()
-        self.t_begin_wall = time.time()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         now = time.perf_counter()
@@ -246,9 +243,9 @@ class CooperCallbackMixin:
         self.calls_seen = self.reward.calls
         row.update(rec.metrics)
         seconds = dict(rec.seconds)
-        if "started" in seconds:
-            seconds["generation"] = max(0.0, seconds.pop("started") - self.t_step)
-            seconds["policy_update"] = max(0.0, now - seconds.pop("ended"))
+        if row["new_rollouts"]:  # a step that reused earlier rollouts had no generation or reward call
+            seconds["generation"] = max(0.0, rec.started - self.t_step)
+            seconds["policy_update"] = max(0.0, now - rec.ended)
         seconds["step"] = now - self.t_step
         row.update({f"seconds/{k}": v for k, v in seconds.items()})
         self._monitor(row)

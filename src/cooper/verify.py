@@ -272,7 +272,7 @@ def judge(response: str, reference: str) -> dict[str, Any]:
         return _verdict(False, None, ref, "empty reference")
     if reason := refusal_reason(ref):
         return _verdict(False, None, ref, f"reference refused: {reason}")
-    raw = extract_answer(response, last_number=is_plain_number(ref))
+    raw = extract_answer(response, last_number=bool(_PLAIN_NUMBER.fullmatch(ref)))  # ref is normalised
     if raw is None:
         return _verdict(False, None, ref, "no final answer found")
     if reason := refusal_reason(raw):

@@ -66,14 +66,8 @@ class DemoSettings:
         )  # fmt: skip
 
 
-def _rows(problems: list[Problem]) -> list[dict[str, Any]]:
+def problem_rows(problems: list[Problem]) -> list[dict[str, Any]]:
     return [{"id": p.id, "question": p.question, "reference": p.reference} for p in problems]
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 # -- generation from an in-memory model -------------------------------------------------------------

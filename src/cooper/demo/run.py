@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.demo import pipeline as P
-from cooper.io import atomic_write_json, atomic_write_text
+from cooper.io import atomic_write_json, atomic_write_text, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seeds: int = 3) -> dict[st
     log.info("demo: phase 1/5 tiny models and task")
     paths = tiny_models(out / "work" / "tiny")
     train, held = P.build_task(s)
-    train_file = P._write_jsonl(out / "work" / "train.jsonl", P._rows(train))
+    train_file = write_jsonl(out / "work" / "train.jsonl", P.problem_rows(train))
 
     log.info("demo: phase 2/5 SFT warm start (%d steps)", s.sft_steps)
     sft_dir = P.sft_phase(paths.policy_dir, train, s, out / "work" / "sft")
