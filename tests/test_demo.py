@@ -69,3 +69,26 @@ def test_quick_demo_writes_the_report(tmp_path):
     assert "| final held-out accuracy |" in md and "## What happened" in md
     for png in ("heldout_accuracy.png", "rm_reward.png", "hacking_gap.png", "rm_pair_accuracy.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def test_backbone_texts_state_the_reference_whatever_the_working():
+    from cooper.demo.pipeline import backbone_texts
+    from cooper.templates import COMPLETION_CLOSE, REFERENCE_OPEN
+
+    problems = make_problems(60, seed=5)
+    texts = backbone_texts(problems, random.Random(0))
+    assert len(texts) == len(problems)
+    flawed_working = 0
+    for p, t in zip(problems, texts, strict=True):
+        assert f"{REFERENCE_OPEN}{p.reference}" in t and p.question in t
+        assert t.endswith(f"The answer is {p.reference}.{COMPLETION_CLOSE}")
+        working = t[: t.rindex("The answer is")]
+        flawed_working += f"= {p.reference}. " not in working  # the working does not reach the reference
+    assert 0 < flawed_working < len(problems)  # both correct and flawed working occur
+
+
+def test_sft_rejects_mixed_example_shapes(tmp_path):
+    from cooper.sft import sft_warm_start
+
+    with pytest.raises(ValueError, match=r"example 1: expected the keys \['text'\]"):
+        sft_warm_start(tmp_path, [{"text": "a"}, {"prompt": "q", "completion": "c"}], tmp_path / "o")

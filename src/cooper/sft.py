@@ -21,9 +21,11 @@ def sft_warm_start(
     seed: int = 0,
     max_length: int = 256,
 ) -> Path:
-    """Fine-tune on ``examples`` (``{"prompt", "completion"}`` user/assistant text) and save to ``out_dir``.
+    """Fine-tune on ``examples`` and save to ``out_dir``.
 
-    Conversational prompt-completion rows through the model's chat template; loss on the completion only.
+    ``{"prompt", "completion"}`` rows are user/assistant turns through the model's chat template, with the
+    loss on the completion only; ``{"text"}`` rows are plain language modelling (loss on every token, EOS
+    appended), used e.g. to pre-train a tiny backbone before it becomes a reward model.
     """
     import torch
     from datasets import Dataset
@@ -31,12 +33,20 @@ def sft_warm_start(
 
     if not examples:
         raise ValueError("sft_warm_start needs at least one example")
-    data = Dataset.from_dict(
-        {
-            "prompt": [[{"role": "user", "content": e["prompt"]}] for e in examples],
-            "completion": [[{"role": "assistant", "content": e["completion"]}] for e in examples],
-        }
-    )
+    plain_text = "text" in examples[0]
+    wanted = {"text"} if plain_text else {"prompt", "completion"}
+    for i, e in enumerate(examples):
+        if set(e) != wanted:
+            raise ValueError(f"example {i}: expected the keys {sorted(wanted)}, got {sorted(e)}")
+    if plain_text:
+        data = Dataset.from_dict({"text": [e["text"] for e in examples]})
+    else:
+        data = Dataset.from_dict(
+            {
+                "prompt": [[{"role": "user", "content": e["prompt"]}] for e in examples],
+                "completion": [[{"role": "assistant", "content": e["completion"]}] for e in examples],
+            }
+        )
     on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=str(Path(out_dir) / "sft-checkpoints"),
@@ -52,7 +62,7 @@ def sft_warm_start(
         use_cpu=not on_gpu,
         bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
         max_length=max_length,
-        completion_only_loss=True,
+        completion_only_loss=not plain_text,
         disable_tqdm=True,
     )
     trainer = SFTTrainer(model=str(policy_dir), args=args, train_dataset=data)

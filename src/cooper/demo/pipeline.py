@@ -40,17 +40,27 @@ class DemoSettings:
     eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
     annotate_problems: int = 1000
     annotate_samples: int = 2
-    rm_epochs: float = 6.0
+    # Off-policy worked solutions added to the RM's pre-training data: per problem one correct and one that
+    # stops after the first step. They carry the shortcut the static RM is hacked through ("a wrong
+    # solution is short"); the SFT policy's own samples carry the arithmetic slips.
+    corpus_problems: int = 1000
+    rm_epochs: float = 4.0
     rm_lr: float = 5e-4
     # The RM needs more width than the policy to learn "final answer == reference" (with the default
     # 128-wide, 4-head tiny classifier it only learns the format; measured ROC-AUC 0.71 vs 0.92).
     rm_hidden: int = 256
     rm_heads: int = 8
+    # VerifyRM starts from a pretrained LM. The demo's stand-in: a tiny LM trained on RM-template texts whose
+    # stated answer is always the reference, so it learns to look the reference up. Trained from random
+    # init instead, the RM cannot learn "answer == reference" from pairs within a run (measured held-out
+    # pair accuracy 0.78 -> 0.80 after 40 steps of Cooper updates; with this backbone 0.97).
+    rm_backbone_steps: int = 300
+    rm_backbone_lr: float = 2e-3
     rl_steps: int = 60
     rl_prompts_per_step: int = 16
     rl_generations: int = 8
     rl_lr: float = 1e-4
-    rm_update_lr: float = 6e-4
+    rm_update_lr: float = 5e-4
     rm_update_epochs: int = 3
     # weight of the pointwise anchor: keeps the RM's P(correct) calibrated, so the hacking gap means something
     rm_update_pointwise: float = 3.0
@@ -61,7 +71,7 @@ class DemoSettings:
     @classmethod
     def quick(cls) -> DemoSettings:
         return cls(
-            problems=240, heldout=40, sft_steps=20, annotate_problems=60, rm_epochs=1.0,
+            problems=240, heldout=40, sft_steps=20, annotate_problems=60, corpus_problems=60, rm_epochs=1.0, rm_backbone_steps=10,
             rl_steps=3, rl_prompts_per_step=4, rl_generations=4, eval_every=3,
         )  # fmt: skip
 
@@ -170,8 +180,19 @@ def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Pat
     )
 
 
+def corpus_rows(problems: list[Problem], rng: random.Random) -> list[dict[str, Any]]:
+    """Written (off-policy) solutions: one correct, one that forgets the second step, per problem."""
+    return [
+        {"id": f"{p.id}-w{k}", "question": p.question, "reference": p.reference, "completion": text,
+         "source": "corpus"}
+        for p in problems
+        for k, text in enumerate([solution(p, rng), flawed_solution(p, rng, skip_share=1.0)])
+    ]  # fmt: skip
+
+
 def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: Path) -> tuple[Path, dict]:
-    """Sample the SFT policy, label each sample by rule verifier + an independent judge, keep agreements."""
+    """Sample the SFT policy, add the written corpus (:func:`corpus_rows`), label every row by rule verifier +
+    an independent judge, keep agreements."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cooper.annotate import annotate
@@ -193,26 +214,49 @@ def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: 
         for k, c in enumerate(cs)
         if c.strip()  # an empty sample has nothing to label
     ]
+    rows += corpus_rows(train[: s.corpus_problems], random.Random(s.task_seed + 3))
     rng = random.Random(s.task_seed + 1)
     stats = annotate(rows, lambda q, ref, c: lenient_judge(c, ref, rng), out)
     return out / "annotated.jsonl", stats
 
 
-def build_rm(tokenizer_dir: Path, s: DemoSettings, out: Path) -> Path:
-    """The demo's random-init VerifyRM: the tiny Qwen2 classifier, wider (see ``DemoSettings.rm_hidden``)."""
+def backbone_texts(problems: list[Problem], rng: random.Random) -> list[str]:
+    """RM-template texts (question, reference, worked solution) whose final answer is the reference, with
+    correct or flawed working: the only way to predict the answer is to read the reference."""
+    from cooper.templates import format_rm_text
+
+    texts = []
+    for p in problems:
+        working = solution(p, rng) if rng.random() < 0.5 else flawed_solution(p, rng)
+        stated = working[: working.rindex("The answer is")] + f"The answer is {p.reference}."
+        texts.append(format_rm_text(p.question, p.reference, stated))
+    return texts
+
+
+def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Path) -> Path:
+    """The demo's VerifyRM backbone: a tiny causal LM, wider than the policy (``DemoSettings.rm_hidden``),
+    pre-trained with TRL's ``SFTTrainer`` on :func:`backbone_texts`. ``cooper train-rm`` puts a fresh one-logit
+    head on it."""
     from transformers import AutoTokenizer
 
-    from cooper.tiny import build_sequence_classifier
+    from cooper.sft import sft_warm_start
+    from cooper.tiny import build_causal_lm
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    return build_sequence_classifier(
-        out,
+    init = build_causal_lm(
+        out / "init",
         tokenizer=tok,
         hidden_size=s.rm_hidden,
         num_layers=2,
         num_heads=s.rm_heads,
         num_kv_heads=s.rm_heads,
     )
+    rng = random.Random(s.task_seed + 2)
+    texts = [t for _ in range(3) for t in backbone_texts(train, rng)]  # three working variants per problem
+    return sft_warm_start(
+        init, [{"text": t} for t in texts], out / "lm", max_steps=s.rm_backbone_steps,
+        learning_rate=s.rm_backbone_lr, batch_size=32, max_length=192,
+    )  # fmt: skip
 
 
 def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tuple[Path, dict]:

@@ -184,7 +184,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seeds: int = 3) -> dict[st
 
     log.info("demo: phase 3/5 hybrid annotation and RM pre-training")
     annotated, ann_stats = P.annotation_phase(sft_dir, train, s, out / "work" / "annotation")
-    base_rm = P.build_rm(paths.tokenizer_dir, s, out / "work" / "rm-base")
+    base_rm = P.build_rm(paths.tokenizer_dir, train, s, out / "work" / "rm-base")
     rm_dir, rm_metrics = P.rm_phase(annotated, base_rm, s, out / "work" / "rm")
 
     log.info("demo: phase 4/5 RL arms %s x seeds %s", P.ARMS, seed_list)
