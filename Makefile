@@ -36,7 +36,7 @@ bench: setup
 	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 demo: setup
-	$(BIN)/cooper demo --out runs/demo
+	$(BIN)/cooper demo --out docs/demo --readme README.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

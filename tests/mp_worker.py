@@ -6,6 +6,9 @@
     call this rank's prompt ids and the gathered lists, per RM update the pairs and a SHA-256 of the RM
     weights before and after, and a SHA-256 of the policy weights before and after training.
 
+``mp_worker.py train-faulty die|mismatch CONFIG [--key value ...]``
+    ``cooper train`` with a fault injected on rank 1 (see :func:`run_faulty_train`).
+
 ``mp_worker.py rm-update OUT_DIR RM_DIR MINI_BATCH_SIZE`` (under torchrun)
     Initialises a gloo process group, builds the same VerifyRM on every rank and saves
     :func:`rm_update_snapshots` (weights after each of two updates on fixed pairs) to ``OUT_DIR/rank{R}.pt``.
@@ -113,6 +116,30 @@ def run_train(record_dir: Path, argv: list[str]) -> int:
 
 
 # -- RMUpdater.update on fixed pairs ----------------------------------------------------------------
+# -- faults: a rank that dies, ranks with different configs ------------------------------------------
+def run_faulty_train(fault: str, argv: list[str]) -> int:
+    """``cooper train`` with a fault on rank 1: ``die`` exits it abruptly (no cleanup, like an OOM kill) in
+    its second RM update, while rank 0 goes on into the collectives; ``mismatch`` starts it with another seed."""
+    from cooper.cli import main
+    from cooper.cooper import RMUpdater
+
+    rank = int(os.environ.get("RANK", "0"))
+    if fault == "mismatch" and rank == 1:
+        argv = [*argv, "--seed", "7"]
+    if fault == "die" and rank == 1:
+        real_update = RMUpdater.update
+        calls = []
+
+        def dying_update(self, pairs):
+            calls.append(1)
+            if len(calls) == 2:
+                os._exit(3)
+            return real_update(self, pairs)
+
+        RMUpdater.update = dying_update
+    return main(["train", *argv])
+
+
 def fixed_pairs() -> list[Any]:
     """Seven distinct pairs (deterministic): the same list on every rank."""
     from cooper.cooper import Pair
@@ -186,6 +213,8 @@ if __name__ == "__main__":
     mode, target, *rest = sys.argv[1:]
     if mode == "train":
         sys.exit(run_train(Path(target), rest))
+    if mode == "train-faulty":
+        sys.exit(run_faulty_train(target, rest))
     if mode == "rm-update":
         sys.exit(run_rm_update(Path(target), rest[0], int(rest[1])))
     sys.exit(f"unknown mode {mode!r}")

@@ -50,8 +50,10 @@ def test_rule_verifier_is_precise_but_misses_the_word_form():
 def test_quick_demo_writes_the_report(tmp_path):
     from cooper.cli import main
 
-    out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    out = tmp_path / "docs" / "demo"
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- demo-results:start -->\nold\n<!-- demo-results:end -->\nafter\n")
+    assert main(["demo", "--quick", "--out", str(out), "--readme", str(readme)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert isinstance(report["seconds"], float) and report["seconds"] > 0
     assert report["seeds"] == [0]
@@ -69,6 +71,22 @@ def test_quick_demo_writes_the_report(tmp_path):
     assert "| final held-out accuracy |" in md and "## What happened" in md
     for png in ("heldout_accuracy.png", "rm_reward.png", "hacking_gap.png", "rm_pair_accuracy.png"):
         assert (out / png).stat().st_size > 1000
+    text = readme.read_text()  # the results block is regenerated from this run, the rest kept
+    assert text.startswith("# x\n\nbefore\n<!-- demo-results:start -->\n") and text.endswith(
+        "<!-- demo-results:end -->\nafter\n"
+    )
+    assert "old" not in text and f"| final held-out accuracy | {report['sft_accuracy']:.3f} |" in text
+    assert "(docs/demo/heldout_accuracy.png)" in text and report["narrative"] in text
+
+
+def test_readme_without_markers_is_an_error_and_left_alone(tmp_path):
+    from cooper.demo.run import update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="demo-results:start"):
+        update_readme(readme, {}, "docs/demo")
+    assert readme.read_text() == "# no markers\n"
 
 
 def test_backbone_texts_state_the_reference_whatever_the_working():
@@ -85,10 +103,3 @@ def test_backbone_texts_state_the_reference_whatever_the_working():
         working = t[: t.rindex("The answer is")]
         flawed_working += f"= {p.reference}. " not in working  # the working does not reach the reference
     assert 0 < flawed_working < len(problems)  # both correct and flawed working occur
-
-
-def test_sft_rejects_mixed_example_shapes(tmp_path):
-    from cooper.sft import sft_warm_start
-
-    with pytest.raises(ValueError, match=r"example 1: expected the keys \['text'\]"):
-        sft_warm_start(tmp_path, [{"text": "a"}, {"prompt": "q", "completion": "c"}], tmp_path / "o")

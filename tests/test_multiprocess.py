@@ -41,9 +41,9 @@ def _worker_module():
     return module
 
 
-def _torchrun(*args: str) -> str:
+def _torchrun(*args: str, expect_success: bool = True) -> str:
     """``torchrun --standalone --nproc_per_node 2 tests/mp_worker.py ARGS``; its output, or a failed
-    assertion that shows it. On timeout the launcher and its workers are stopped."""
+    assertion that shows it. On timeout the launcher and its workers are stopped (and the test fails)."""
     env = dict(
         os.environ,
         HF_HUB_OFFLINE="1",
@@ -82,7 +82,7 @@ def _torchrun(*args: str) -> str:
         pytest.fail(
             f"torchrun timed out after {TIMEOUT_S} s: {' '.join(cmd)}\n--- output (tail) ---\n{out[-8000:]}"
         )
-    assert proc.returncode == 0, (
+    assert (proc.returncode == 0) == expect_success, (
         f"torchrun exited with {proc.returncode}: {' '.join(cmd)}\n--- output (tail) ---\n{out[-8000:]}"
     )
     return out
@@ -130,6 +130,7 @@ def two_rank_run(tiny_paths, tmp_path_factory, one_torch_thread):
     )
     records = root / "records"
     out = _torchrun("train", str(records), str(config), "--grpo.max_steps", str(STEPS))
+    (root / "config-path").write_text(str(config))
     found = sorted(p.name for p in records.glob("rank*.json")) if records.exists() else []
     assert found == [f"rank{r}.json" for r in range(WORLD)], f"records {found}\n{out[-8000:]}"
     return [json.loads((records / f"rank{r}.json").read_text()) for r in range(WORLD)], out, root
@@ -231,3 +232,30 @@ def test_two_rank_rm_update_equals_single_process(tiny_paths, tmp_path, one_torc
         for key in ("rm/loss", "rm/pair_accuracy", "rm/valid_pairs"):
             got, want = ranks[0]["metrics"][n][key], single["metrics"][n][key]
             assert got == pytest.approx(want, rel=1e-5, abs=1e-7), key
+
+
+# -- 5-6: faults --------------------------------------------------------------------------------------
+def test_a_rank_that_dies_stops_the_run_without_a_hang(two_rank_run):
+    """Rank 1 exits abruptly inside its second RM update while rank 0 waits in a collective: torchrun must
+    report the failure and stop rank 0 (the helper fails the test on a timeout instead of hanging)."""
+    _, _, root = two_rank_run
+    config = (root / "config-path").read_text()
+    out = _torchrun(
+        "train-faulty", "die", config, "--grpo.max_steps", "4", "--output_dir", str(root / "die"),
+        expect_success=False,
+    )  # fmt: skip
+    assert "exitcode" in out and "3" in out, out[-4000:]
+    assert not (root / "die" / "summary.json").exists()  # no rank claims a finished run
+
+
+def test_ranks_with_different_configs_stop_at_start_up(two_rank_run):
+    _, _, root = two_rank_run
+    config = (root / "config-path").read_text()
+    out = _torchrun(
+        "train-faulty", "mismatch", config, "--grpo.max_steps", "2", "--output_dir", str(root / "mismatch"),
+        expect_success=False,
+    )  # fmt: skip
+    assert "the ranks were started with different configs" in out and "seed (0 on rank 0, 7)" in out, out[
+        -4000:
+    ]
+    assert not list((root / "mismatch").glob("checkpoint-*"))  # stopped before any training step

@@ -231,3 +231,32 @@ def test_cli_train_and_plot(models, tmp_path, capsys):
     assert "reward_hacking_gap.png" in pngs and "reward_rule_accuracy.png" in pngs
     assert main(["plot", str(tmp_path / "run")]) == 0
     assert main(["train", str(cfg_file), "--reward.mode", "nonsense"]) == 2
+
+
+def test_negatives_from_each_source_gives_one_pair_per_source(models, tmp_path, monkeypatch):
+    from cooper.cooper import RMUpdater
+
+    seen: list[list] = []
+    real_update = RMUpdater.update
+
+    def spy(self, pairs):
+        seen.append(list(pairs))
+        return real_update(self, pairs)
+
+    monkeypatch.setattr(RMUpdater, "update", spy)
+    cfg = _cfg(models, tmp_path, "cooper")
+    cfg.cooper.negatives, cfg.cooper.negatives_from = ["policy", "perturb"], "each"
+    train(cfg)
+    by_positive: dict = {}
+    for step, pairs in enumerate(seen):
+        for p in pairs:
+            by_positive.setdefault((step, p.question, p.positive), []).append(p.source)
+    assert any(sorted(s) == ["perturb", "policy"] for s in by_positive.values()), by_positive
+    assert all(len(s) == len(set(s)) for s in by_positive.values())  # at most one pair per source
+    with pytest.raises(ValueError, match="negatives_from must be first or each"):
+        load_config(
+            None,
+            parse_overrides(["--cooper.negatives_from", "all"]),
+            output_dir=str(tmp_path),
+            data={"files": [str(DIGITS)]},
+        )

@@ -19,6 +19,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    # mkstemp makes the file 0600; keep the replaced file's mode, or give a new one the usual 0644
+    os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

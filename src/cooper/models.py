@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Weight files that torch.load unpickles; a directory with these and no *.safetensors is refused.
+PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
 
 class ModelLoadError(RuntimeError):
     """The model directory is missing, incomplete or cannot be loaded; raised before any generation."""
@@ -20,7 +23,9 @@ class ModelDirError(ModelLoadError, FileNotFoundError):
 
 def check_model_dir(path: str | os.PathLike[str], kind: str = "model") -> Path:
     """``path`` as a local model directory with a ``config.json``, or :class:`ModelDirError` saying what is
-    wrong (cooper never fetches models from a hub). ``kind`` names the model in the message."""
+    wrong (cooper never fetches models from a hub; weights load only from safetensors, so a directory with
+    pickled weights such as ``pytorch_model.bin`` and no ``*.safetensors`` is refused). ``kind`` names the
+    model in the message."""
     p = Path(path).expanduser()
     if not p.exists():
         raise ModelDirError(
@@ -32,5 +37,12 @@ def check_model_dir(path: str | os.PathLike[str], kind: str = "model") -> Path:
         raise ModelDirError(
             f"{kind} directory {str(p)!r} has no config.json: not a saved transformers model "
             "(expected the output of save_pretrained)"
+        )
+    pickled = sorted(f.name for f in p.iterdir() if f.suffix in PICKLE_WEIGHT_SUFFIXES and f.is_file())
+    if pickled and not any(p.glob("*.safetensors")):
+        raise ModelDirError(
+            f"{kind} directory {str(p)!r} holds only pickled weights ({', '.join(pickled[:3])}); cooper loads "
+            "weights only from safetensors (a pickle can run code when loaded). Convert it once, in an "
+            "environment you trust: load it with transformers and save_pretrained() it again"
         )
     return p

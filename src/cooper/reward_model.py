@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,14 @@ log = logging.getLogger(__name__)
 
 RM_META_FILE = "cooper_rm.json"
 DEFAULT_MAX_LENGTH = 1024
+# Lone UTF-16 surrogates (from JSON "\\ud800" escapes or bytes decoded with errors="surrogateescape") are
+# valid Python str but not Unicode: the Rust tokenizer refuses the whole batch with a TypeError.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _tokenizable(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, so one bad completion cannot fail a batch."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if isinstance(text, str) else str(text)
 
 
 def default_device() -> str:
@@ -116,7 +126,11 @@ class VerifyRM:
 
     # -- encoding -----------------------------------------------------------------------------------
     def encode(self, questions: list[str], references: list[str], completions: list[str]) -> list[list[int]]:
-        return self.encoder.batch(questions, references, completions)
+        return self.encoder.batch(
+            [_tokenizable(q) for q in questions],
+            [_tokenizable(r) for r in references],
+            [_tokenizable(c) for c in completions],
+        )
 
     def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids`` and ``attention_mask`` on the model's device."""
@@ -175,13 +189,21 @@ class VerifyRM:
         batch_size: int = 16,
         bucket: bool = True,
     ) -> list[float]:
-        """P(correct) for each (question, reference, completion), in input order."""
-        import math
+        """P(correct) for each (question, reference, completion), in input order.
 
+        A non-finite score stays visible: NaN gives NaN (never a silent 0), +inf gives 1 and -inf gives 0;
+        :class:`cooper.rewards.RewardFunction` counts and replaces NaN before it can reach the policy.
+        """
         logits = self.score_logits(
             self.encode(questions, references, completions), batch_size=batch_size, bucket=bucket
         )
-        return [1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0 for x in logits]
+        return [_sigmoid(x) for x in logits]
+
+
+def _sigmoid(x: float) -> float:
+    if math.isnan(x):
+        return math.nan
+    return 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
 
 
 def _model_context(model: Any) -> int | None:

@@ -71,6 +71,7 @@ class RewardFunction:
         updater: RMUpdater | None = None,
         negative_order: tuple[str, ...] = ("perturb", "policy"),
         negative_sources: dict[str, NegativeSource] | None = None,
+        negatives_from: str = "first",
         positive: str = "first",
         rm_batch_size: int = 16,
         verifier_timeout_s: float = 5.0,
@@ -88,6 +89,9 @@ class RewardFunction:
         self.rm = rm
         self.updater = updater
         self.negative_order = tuple(negative_order)
+        if negatives_from not in ("first", "each"):
+            raise ValueError(f"negatives_from must be first or each, got {negatives_from!r}")
+        self.negatives_from = negatives_from
         self.negative_sources = dict(negative_sources or NEGATIVE_SOURCES)
         for name in self.negative_order:
             if name not in self.negative_sources:
@@ -102,6 +106,7 @@ class RewardFunction:
         self.calls = 0
         self.last: StepRecord = StepRecord()
         self.totals: Counter[str] = Counter()  # counted across the run: fallbacks, rejections, skips
+        self._warned_nonfinite = False
 
     def __call__(
         self,
@@ -128,6 +133,8 @@ class RewardFunction:
         correct = is_correct_batch(texts, reference, timeout_s=self.verifier_timeout_s)
         rec.seconds["verification"] = time.perf_counter() - t
 
+        if probs is not None:
+            probs = self._finite_probs(rec, probs, correct)
         rewards = [float(c) for c in correct] if self.mode == "rule" else list(probs)
 
         # Everything below sees all ranks' rollouts, so groups split across ranks are whole again.
@@ -160,6 +167,32 @@ class RewardFunction:
         self.calls += 1
         return rewards
 
+    def _finite_probs(self, rec: StepRecord, probs: list[float], correct: list[bool]) -> list[float]:
+        """``probs`` with every non-finite RM score replaced by the verifier's 0/1 verdict, counted.
+
+        A NaN reward would reach GRPO's group normalisation and turn the whole policy update into NaN; the
+        verifier's verdict is the best estimate left for that completion. Counted per step in
+        ``reward/nonfinite_rm_scores`` (summed over ranks) and in the run's totals; logged once.
+        """
+        bad = [i for i, p in enumerate(probs) if not (isinstance(p, float | int) and math.isfinite(p))]
+        n_bad = sum(_gather([len(bad)]))
+        rec.metrics["reward/nonfinite_rm_scores"] = float(n_bad)
+        if not n_bad:
+            return list(probs)
+        self.totals["reward/nonfinite_rm_scores"] += n_bad
+        if not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            log.warning(
+                "the reward model gave %d non-finite scores at reward call %d; those completions get the "
+                "rule verifier's 0/1 reward instead (counted in reward/nonfinite_rm_scores; said once)",
+                n_bad,
+                self.calls + 1,
+            )
+        out = list(probs)
+        for i in bad:
+            out[i] = float(correct[i])
+        return out
+
     def _cooper_update(
         self,
         rec: StepRecord,
@@ -183,12 +216,18 @@ class RewardFunction:
                     if j != i
                 ]
                 requests.append(NegativeRequest(questions[i], references[i], texts[i], others))
-            made, counts = make_negatives(requests, self.negative_order, self.negative_sources, self.rng)
-            pairs = [
-                Pair(req.question, req.reference, req.positive, neg[0], neg[1])
-                for req, neg in zip(requests, made, strict=True)
-                if neg is not None
-            ]
+            orders = [self.negative_order]
+            if self.negatives_from == "each":
+                orders = [(name,) for name in self.negative_order]
+            pairs, counts = [], Counter()
+            for order in orders:
+                made, c = make_negatives(requests, order, self.negative_sources, self.rng)
+                counts.update(c)
+                pairs += [
+                    Pair(req.question, req.reference, req.positive, neg[0], neg[1])
+                    for req, neg in zip(requests, made, strict=True)
+                    if neg is not None
+                ]
             return pairs, dict(counts), len(positives), len(members)
 
         # Built once (rank 0) and shared, so every rank trains the RM on exactly the same pairs.

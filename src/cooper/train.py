@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -37,7 +38,10 @@ def load_prompts(cfg: TrainConfig) -> list[dict[str, Any]]:
     if d.benchmark:
         rows = load_benchmark(d.benchmark, data_dir=d.data_dir, limit=d.limit)
     else:
-        rows = load_rows(d.files, columns=d.columns, required=("question", "reference"))[: d.limit]
+        # ids must be unique: the reward groups each prompt's rollouts by id
+        rows = load_rows(d.files, columns=d.columns, required=("question", "reference"), unique_ids=True)[
+            : d.limit
+        ]
     if not rows:
         raise ValueError("the training data has no rows")
     return rows
@@ -94,6 +98,9 @@ def grpo_config(cfg: TrainConfig) -> Any:
         "remove_unused_columns": False,
     }
     kwargs = {**defaults, **cfg.grpo, "output_dir": cfg.output_dir, "seed": cfg.seed}
+    # Checkpoint rotation is cooper's (see rotate_checkpoints): the Trainer deletes old checkpoints inside its
+    # save, before cooper's marker makes the new one complete, so a crash there would leave none to resume.
+    kwargs["save_total_limit"] = None
     try:
         return GRPOConfig(**kwargs)
     except TypeError as e:
@@ -138,6 +145,7 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
         updater=updater,
         negative_order=tuple(cfg.cooper.negatives),
         negative_sources=sources,
+        negatives_from=cfg.cooper.negatives_from,
         positive=cfg.cooper.positive,
         rm_batch_size=cfg.reward.rm_batch_size,
         verifier_timeout_s=cfg.reward.verifier_timeout_s,
@@ -181,20 +189,57 @@ def load_reward_state(reward: Any, ckpt_dir: Path) -> None:
     reward.calls = st["calls"]
 
 
+def _checkpoint_problem(d: Path, step: int) -> str | None:
+    """Why checkpoint dir ``d`` cannot be resumed from, or None. Cooper's marker is written last (after the
+    Trainer's files, in ``on_save``), so a checkpoint torn by a crash has none."""
+    if not (d / RM_STATE_DIR / COMPLETE_MARKER).is_file():
+        return f"no {RM_STATE_DIR}/{COMPLETE_MARKER} marker (interrupted while being written)"
+    try:
+        state = json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"unreadable trainer_state.json ({e})"
+    if not isinstance(state, dict) or state.get("global_step") != step:
+        return f"trainer_state.json has no global_step {step}"
+    return None
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` whose Trainer state and cooper state are both complete."""
+    """The newest ``checkpoint-N`` whose Trainer state and cooper state are both complete; torn ones are
+    skipped with a warning."""
     found = []
     for d in Path(output_dir).glob("checkpoint-*"):
         step = d.name.removeprefix("checkpoint-")
-        if (
-            step.isdigit()
-            and (d / "trainer_state.json").is_file()
-            and (d / RM_STATE_DIR / COMPLETE_MARKER).is_file()
-        ):
+        if not step.isdigit():
+            continue
+        problem = _checkpoint_problem(d, int(step))
+        if problem is None:
             found.append((int(step), d))
-        elif step.isdigit():
-            log.warning("skipping incomplete checkpoint %s", d)
+        else:
+            log.warning("skipping incomplete checkpoint %s: %s", d, problem)
     return max(found)[1] if found else None
+
+
+def rotate_checkpoints(output_dir: str | Path, limit: int | None) -> list[Path]:
+    """Keep the newest ``limit`` complete checkpoints (``grpo.save_total_limit``); delete older ones, complete
+    or torn. Called after a checkpoint is marked complete, so the newest complete one is never deleted and a
+    crash at any moment leaves one to resume from. Returns the deleted directories."""
+    if not limit or limit < 1:
+        return []
+    steps = []
+    for d in Path(output_dir).glob("checkpoint-*"):
+        step = d.name.removeprefix("checkpoint-")
+        if step.isdigit():
+            steps.append((int(step), d, _checkpoint_problem(d, int(step)) is None))
+    complete = sorted(step for step, _, ok in steps if ok)
+    if not complete:
+        return []
+    keep_from = complete[-limit] if len(complete) >= limit else complete[0]
+    deleted = []
+    for step, d, _ in sorted(steps):
+        if step < keep_from:
+            shutil.rmtree(d, ignore_errors=True)
+            deleted.append(d)
+    return deleted
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:
@@ -249,9 +294,12 @@ class CooperCallbackMixin:
         seconds["step"] = now - self.t_step
         row.update({f"seconds/{k}": v for k, v in seconds.items()})
         self._monitor(row)
-        if self.is_main:
+        if (
+            self.is_main
+        ):  # strict JSON: a non-finite value (e.g. the loss of an all-skipped RM update) is null
+            clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
             with self.metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+                f.write(json.dumps(clean, allow_nan=False) + "\n")
 
     def _monitor(self, row: dict[str, Any]) -> None:
         gap = row.get("reward/hacking_gap")
@@ -272,6 +320,7 @@ class CooperCallbackMixin:
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if self.is_main:
             save_reward_state(self.reward, Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            rotate_checkpoints(args.output_dir, self.cfg.grpo.get("save_total_limit"))
 
 
 def cooper_callback(reward: Any, cfg: TrainConfig, is_main: bool) -> Any:
@@ -282,6 +331,44 @@ def cooper_callback(reward: Any, cfg: TrainConfig, is_main: bool) -> Any:
 
 
 # -- the run ----------------------------------------------------------------------------------------
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def check_same_config_on_every_rank(cfg_dict: dict[str, Any], resume: bool) -> None:
+    """Under a multi-process launch every rank must run the same config and resume flag.
+
+    Each rank's settings are compared with rank 0's; on a mismatch every rank raises the same error (so all
+    stop together instead of hanging on a collective), naming the ranks and the differing keys. A no-op on
+    one process.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    mine = _flatten({"config": cfg_dict, "resume": resume})
+    everyone: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    ref = everyone[0]
+    problems = []
+    for rank, other in enumerate(everyone[1:], start=1):
+        keys = sorted(k for k in set(ref) | set(other) if ref.get(k, "<unset>") != other.get(k, "<unset>"))
+        if keys:
+            shown = ", ".join(
+                f"{k} ({ref.get(k, '<unset>')!r} on rank 0, {other.get(k, '<unset>')!r})" for k in keys[:5]
+            )
+            problems.append(
+                f"rank {rank} differs in {shown}" + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            )
+    if problems:
+        raise ValueError("the ranks were started with different configs: " + "; ".join(problems))
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, callbacks: list[Any] = ()) -> dict[str, Any]:
     """Train per ``cfg``; returns a summary. Writes OUT/config.json, OUT/metrics.jsonl, checkpoints.
 
@@ -292,12 +379,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, callbacks: list[Any] = ()) 
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
     rows = load_prompts(cfg)  # bad data fails here, before any model is loaded
+    args = grpo_config(cfg)
+    _ = args.device  # sets up the process group under a multi-process launch, with grpo.ddp_timeout
+    check_same_config_on_every_rank(config_to_dict(cfg), resume)
     policy_dir, rm_dir = resolve_models(cfg)
     reward = build_reward(cfg, rm_dir)
-    args = grpo_config(cfg)
     ckpt = latest_checkpoint(out) if resume else None
     if resume and ckpt is None:
-        log.info("--resume: no complete checkpoint in %s; starting fresh", out)
+        log.warning("--resume: no complete checkpoint in %s; starting fresh", out)
     if ckpt is not None:
         load_reward_state(reward, ckpt)
         step = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]

@@ -65,6 +65,9 @@ class CooperConfig:
 
     positive: str = "first"  # first | random
     negatives: list[str] = field(default_factory=lambda: ["perturb", "policy"])
+    # "first": one pair per positive, its negative from the first source that gives a valid one (the paper);
+    # "each": up to one pair per source, e.g. a policy hard negative and a perturbed positive
+    negatives_from: str = "first"
     assistant: EndpointConfig | None = None
     rm_update: RMUpdateConfig = field(default_factory=RMUpdateConfig)
 
@@ -73,6 +76,8 @@ class CooperConfig:
             raise ValueError(f"cooper.positive must be first or random, got {self.positive!r}")
         if not self.negatives:
             raise ValueError("cooper.negatives needs at least one source")
+        if self.negatives_from not in ("first", "each"):
+            raise ValueError(f"cooper.negatives_from must be first or each, got {self.negatives_from!r}")
         if "assistant" in self.negatives and self.assistant is None:
             raise ValueError(
                 "cooper.negatives lists 'assistant' but cooper.assistant (url, model) is not set"

@@ -64,6 +64,9 @@ class DemoSettings:
     rm_update_epochs: int = 3
     # weight of the pointwise anchor: keeps the RM's P(correct) calibrated, so the hacking gap means something
     rm_update_pointwise: float = 3.0
+    negatives_from: str = (
+        "first"  # cooper.negatives_from: "each" adds a perturbed positive beside the policy negative
+    )
     max_completion_length: int = 40
     eval_every: int = 10
     task_seed: int = 1234
@@ -235,28 +238,47 @@ def backbone_texts(problems: list[Problem], rng: random.Random) -> list[str]:
 
 def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Path) -> Path:
     """The demo's VerifyRM backbone: a tiny causal LM, wider than the policy (``DemoSettings.rm_hidden``),
-    pre-trained with TRL's ``SFTTrainer`` on :func:`backbone_texts`. ``cooper train-rm`` puts a fresh one-logit
-    head on it."""
-    from transformers import AutoTokenizer
+    pre-trained on :func:`backbone_texts` with a fresh text for every row it sees. ``cooper train-rm`` puts a
+    fresh one-logit head on it.
 
-    from cooper.sft import sft_warm_start
+    A plain PyTorch loop rather than TRL's ``SFTTrainer``, and that is measured, not taste: backbones trained with
+    ``SFTTrainer`` on the same texts (two runs, 3 and then 9,600 distinct texts) copied the reference as well
+    (0.98-0.99 next-token accuracy) but the RMs built on them leaned on the shortcut and Cooper's pairs could
+    not correct them (pair accuracy 0.79-0.81 -> 0.75-0.78 over 30 updates); with this loop the same RM data
+    gave an RM they could (0.83 -> 0.89). Why is not understood; see the README's demo section.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from cooper.tiny import build_causal_lm
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    init = build_causal_lm(
-        out / "init",
-        tokenizer=tok,
-        hidden_size=s.rm_hidden,
-        num_layers=2,
-        num_heads=s.rm_heads,
-        num_kv_heads=s.rm_heads,
+    build_causal_lm(
+        out, tokenizer=tok, hidden_size=s.rm_hidden, num_layers=2, num_heads=s.rm_heads, num_kv_heads=s.rm_heads
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(out)
+    model.train()
+    steps, batch_size, warmup = s.rm_backbone_steps, 32, 20
+    opt = torch.optim.AdamW(model.parameters(), lr=s.rm_backbone_lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warmup) * max(0.0, 1.0 - i / steps)
     )
     rng = random.Random(s.task_seed + 2)
-    texts = [t for _ in range(3) for t in backbone_texts(train, rng)]  # three working variants per problem
-    return sft_warm_start(
-        init, [{"text": t} for t in texts], out / "lm", max_steps=s.rm_backbone_steps,
-        learning_rate=s.rm_backbone_lr, batch_size=32, max_length=192,
-    )  # fmt: skip
+    tok.padding_side = "right"
+    for step in range(steps):
+        texts = [t + tok.eos_token for t in backbone_texts(rng.sample(train, batch_size), rng)]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == steps - 1:
+            log.info("RM backbone LM step %d/%d loss %.3f", step + 1, steps, loss.item())
+    model.save_pretrained(out)
+    return out
 
 
 def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tuple[Path, dict]:
@@ -292,6 +314,7 @@ def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path
         },
         cooper={
             "negatives": ["policy", "perturb"],
+            "negatives_from": s.negatives_from,
             "rm_update": {
                 "learning_rate": s.rm_update_lr,
                 "epochs": s.rm_update_epochs,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import platform
 import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,9 +31,11 @@ def summarise_arm(runs: list[dict[str, Any]], initial: float) -> dict[str, Any]:
         accs = [initial] + [e["exact"] for e in run["eval"]]
         finals.append(accs[-1])
         peaks.append(max(accs))
-        rm = [m["reward/rm_mean"] for m in run["metrics"] if "reward/rm_mean" in m]
+        rm = [m["reward/rm_mean"] for m in run["metrics"] if isinstance(m.get("reward/rm_mean"), float)]
         rm_final.append(statistics.fmean(rm[-5:]) if rm else None)
-        gap = [m["reward/hacking_gap"] for m in run["metrics"] if "reward/hacking_gap" in m]
+        gap = [
+            m["reward/hacking_gap"] for m in run["metrics"] if isinstance(m.get("reward/hacking_gap"), float)
+        ]
         gaps.append(max(gap) if gap else None)
     return {
         "initial_accuracy": initial,
@@ -46,7 +51,11 @@ def gap_after_warmup(runs: list[dict[str, Any]], frac: float = 0.1) -> float | N
     """The largest hacking gap after the first ``frac`` of steps, averaged over seeds."""
     out = []
     for run in runs:
-        gaps = [(m["step"], m["reward/hacking_gap"]) for m in run["metrics"] if "reward/hacking_gap" in m]
+        gaps = [
+            (m["step"], m["reward/hacking_gap"])
+            for m in run["metrics"]
+            if isinstance(m.get("reward/hacking_gap"), float)
+        ]
         if gaps:
             cut = max(s for s, _ in gaps) * frac
             out.append(max(g for s, g in gaps if s > cut))
@@ -111,7 +120,8 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         "| max hacking gap | | " + " | ".join(_fmt(arms[a]["max_hacking_gap"]) for a in P.ARMS) + " |",
         "",
         f"RM pre-training: {report['annotation']['agreements']} agreed labels ({report['annotation']['kept_positive']} "
-        f"correct) from hybrid annotation of {report['annotation']['rows_in']} SFT samples; "
+        f"correct) from hybrid annotation of {report['annotation']['rows_in']} rows (SFT samples plus written "
+        f"solutions); "
         f"held-out accuracy {report['rm_pretrain_heldout_accuracy']:.3f} "
         f"(majority class {report['rm_pretrain_majority']:.3f}).",
         "",
@@ -130,10 +140,34 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
+def _window_mean(runs: list[dict[str, Any]], key: str, first: bool, n: int = 10) -> float | None:
+    """Mean of ``key`` over the first (or last) ``n`` steps that have it, averaged over seeds."""
+    vals = []
+    for run in runs:
+        xs = [m[key] for m in run["metrics"] if isinstance(m.get(key), int | float)]
+        if xs:
+            vals.append(statistics.fmean(xs[:n] if first else xs[-n:]))
+    return _mean(vals)
+
+
+def dynamics(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float | None]]:
+    """First-10 and last-10 step means of the monitor's signals per arm (for the report and README)."""
+    keys = {
+        "rm_reward": "reward/rm_mean",
+        "verified": "reward/rule_accuracy",
+        "pair_accuracy": "rm/pair_accuracy",
+    }
+    return {
+        arm: {f"{name}_{w}": _window_mean(arm_runs, key, w == "first") for name, key in keys.items() for w in ("first", "last")}
+        for arm, arm_runs in runs.items()
+    }  # fmt: skip
+
+
 def narrative(report: dict[str, Any]) -> str:
     """A paragraph written from this run's numbers (no claim without its figure)."""
     a = report["arms"]
     s, r, c = a["static_rm"], a["rule"], a["cooper"]
+    d = report["dynamics"]
     base = report["sft_accuracy"]
     hacked = (s["peak_accuracy"] - s["final_accuracy"] >= 0.10) or (s["max_hacking_gap"] or 0) >= 0.3
     cured = (report["cooper_gap_after_warmup"] or 0) <= 0.15
@@ -141,21 +175,92 @@ def narrative(report: dict[str, Any]) -> str:
         f"Starting from the SFT policy at {base:.3f}, the rule-reward arm ended at {r['final_accuracy']:.3f}, "
         f"static_rm at {s['final_accuracy']:.3f} (peak {s['peak_accuracy']:.3f}) and cooper at "
         f"{c['final_accuracy']:.3f}.",
-        f"With the frozen RM the rollouts' RM reward ended at {_fmt(s['final_rm_reward'])} while the "
+        f"With the frozen RM, the rollouts' RM reward went from {_fmt(d['static_rm']['rm_reward_first'])} "
+        f"(first 10 steps) to {_fmt(d['static_rm']['rm_reward_last'])} (last 10) while their verified accuracy "
+        f"went from {_fmt(d['static_rm']['verified_first'])} to {_fmt(d['static_rm']['verified_last'])}; the "
         f"hacking gap reached {_fmt(s['max_hacking_gap'])}: "
         + (
             "the policy found completions the frozen RM scores highly but the verifier rejects — reward hacking."
             if hacked
             else "this run did not show clear reward hacking by the demo's criteria."
         ),  # fmt: skip
-        f"In cooper the RM kept learning from verified positives and on-policy hard negatives; its hacking gap "
-        f"after the first 10% of steps peaked at {_fmt(report['cooper_gap_after_warmup'])} "
+        "The mechanism: the RM was pre-trained on off-policy data in which a wrong solution is usually one "
+        "that stops after the first step, so besides comparing the answer with the reference it learned the "
+        'shortcut "two worked steps look right"; the policy keeps two steps and lets its arithmetic go.',
+        f"In cooper the RM kept learning from verified positives and on-policy hard negatives (wrong rollouts "
+        f"of the same prompt, with two steps): its accuracy on each new step's pairs, measured before the "
+        f"update, went from {_fmt(d['cooper']['pair_accuracy_first'])} to {_fmt(d['cooper']['pair_accuracy_last'])}, "
+        f"and its hacking gap after the first 10% of steps peaked at {_fmt(report['cooper_gap_after_warmup'])} "
         + ("(it stayed honest)." if cured else "(above the 0.15 the demo aims for)."),
+        f"cooper ended {100 * (c['final_accuracy'] - base):+.1f} points from the SFT start and "
+        f"{100 * (c['final_accuracy'] - r['final_accuracy']):+.1f} points from the rule arm.",
     ]
     return " ".join(parts)
 
 
-def run_demo(out: str | Path, *, quick: bool = False, seeds: int = 3) -> dict[str, Any]:
+README_START, README_END = "<!-- demo-results:start -->", "<!-- demo-results:end -->"
+
+
+def readme_block(report: dict[str, Any], image_dir: str) -> str:
+    """The README's results section, generated from ``report`` (``image_dir``: the plots, relative to it)."""
+    a, d = report["arms"], report["dynamics"]
+    rows = [
+        ("final held-out accuracy", f"{report['sft_accuracy']:.3f}", [f"{a[x]['final_accuracy']:.3f}" for x in P.ARMS]),
+        ("peak held-out accuracy", "", [f"{a[x]['peak_accuracy']:.3f}" for x in P.ARMS]),
+        ("RM reward of rollouts, first 10 → last 10 steps", "",
+         [f"{_fmt(d[x]['rm_reward_first'])} → {_fmt(d[x]['rm_reward_last'])}" if d[x]["rm_reward_first"] is not None else "—" for x in P.ARMS]),
+        ("verified accuracy of rollouts, first 10 → last 10 steps", "",
+         [f"{_fmt(d[x]['verified_first'])} → {_fmt(d[x]['verified_last'])}" for x in P.ARMS]),
+        ("max hacking gap", "", [_fmt(a[x]["max_hacking_gap"]) for x in P.ARMS]),
+    ]  # fmt: skip
+    lines = [
+        README_START,
+        f"From `cooper demo` on {report.get('machine', 'this machine')}: seeds {report['seeds']}, "
+        f"{report['seconds']:.0f} s wall, peak RSS {_fmt_mb(report.get('peak_rss_mb'))}; held-out accuracy by the "
+        f"exact checker ({report['settings']['eval_samples']} samples per problem at T=0.7 on "
+        f"{report['heldout_problems']} problems), averaged over seeds. Written by the command; do not edit.",
+        "",
+        "| | baseline (SFT) | rule | static_rm | cooper |",
+        "|---|---|---|---|---|",
+        *(f"| {name} | {base} | " + " | ".join(vals) + " |" for name, base, vals in rows),
+        f"| cooper: max hacking gap after the first 10% of steps | | | | {_fmt(report['cooper_gap_after_warmup'])} |",
+        "",
+        f"![held-out accuracy]({image_dir}/heldout_accuracy.png) ![hacking gap]({image_dir}/hacking_gap.png)",
+        "",
+        report["narrative"],
+        README_END,
+    ]
+    return "\n".join(lines)
+
+
+def _fmt_mb(x: float | None) -> str:
+    return "—" if x is None else f"{x:.0f} MB"
+
+
+def update_readme(readme: Path, report: dict[str, Any], image_dir: str) -> None:
+    """Replace the block between the demo markers in ``readme`` (atomically; an error if they are missing)."""
+    text = readme.read_text()
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise ValueError(f"{readme}: needs exactly one {README_START} ... {README_END} block")
+    head, rest = text.split(README_START)
+    _, tail = rest.split(README_END)
+    atomic_write_text(readme, head + readme_block(report, image_dir) + tail)
+
+
+def _peak_rss_mb() -> float | None:
+    """Peak resident memory of this process and its finished children (Linux/macOS), in MB."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # ru_maxrss: KiB on Linux, bytes on macOS
+    peak = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return round(peak * scale, 1)
+
+
+def run_demo(
+    out: str | Path, *, quick: bool = False, seeds: int = 3, readme: str | Path | None = None
+) -> dict[str, Any]:
     from cooper.tiny import tiny_models
 
     t0 = time.perf_counter()
@@ -212,6 +317,9 @@ def run_demo(out: str | Path, *, quick: bool = False, seeds: int = 3) -> dict[st
         },
         "arms": {arm: summarise_arm(runs[arm], sft_acc["exact"]) for arm in P.ARMS},
         "cooper_gap_after_warmup": gap_after_warmup(runs["cooper"]),
+        "dynamics": dynamics(runs),
+        "peak_rss_mb": _peak_rss_mb(),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}",
         "settings": P.settings_dict(s),
         "eval_history": {arm: [r["eval"] for r in runs[arm]] for arm in P.ARMS},
     }
@@ -220,6 +328,9 @@ def run_demo(out: str | Path, *, quick: bool = False, seeds: int = 3) -> dict[st
     report["seconds"] = P.elapsed(t0)
     atomic_write_json(out / "report.json", report)
     write_markdown(report, out)
+    if readme is not None:
+        readme = Path(readme)
+        update_readme(readme, report, os.path.relpath(out, readme.resolve().parent))
     return report
 
 
@@ -235,11 +346,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--quick", action="store_true", help="a smoke run of a few minutes (does not show the effect)"
     )
     p.add_argument("--seeds", type=int, default=3, help="RL seeds per arm (default 3)")
+    p.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="also rewrite the results block of this README (between the demo-results markers)",
+    )
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    report = run_demo(args.out, quick=args.quick, seeds=args.seeds)
+    report = run_demo(args.out, quick=args.quick, seeds=args.seeds, readme=args.readme)
     from rich.console import Console
     from rich.table import Table
 

@@ -1,0 +1,140 @@
+"""Non-finite numbers during a real ``cooper train`` run (mode cooper, tiny models, 3 steps).
+
+* NaN / inf in the reward model's loss: that RM update is skipped, counted (``rm/skipped_update`` per step,
+  ``totals/rm/skipped_updates``), the RM's weights stay finite and training goes on.
+* A NaN RM score: it never reaches TRL (the policy update); the completion gets the verifier's verdict
+  instead, counted (``reward/nonfinite_rm_scores``, ``totals/reward/nonfinite_rm_scores``).
+
+``tests/test_cooper_core.py`` checks the updater's skip in isolation; here the faults are injected into the
+RM of a whole training run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[2]
+DIGITS = REPO / "configs" / "data" / "digits.jsonl"
+INSTRUCTION = "Answer with the digit."
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+
+
+def warm_policy(tiny_paths, root: Path) -> Path:
+    """A tiny policy warm-started (SFT) to answer 'The answer is D.', so rollouts include positives."""
+    from cooper.sft import as_examples, sft_warm_start
+
+    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
+    examples = as_examples(
+        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], INSTRUCTION
+    )
+    return Path(
+        sft_warm_start(tiny_paths.policy_dir, examples, root / "sft", max_steps=30, learning_rate=3e-3)
+    )
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_paths, tmp_path_factory) -> Path:
+    return warm_policy(tiny_paths, tmp_path_factory.mktemp("numerics-policy"))
+
+
+def _cfg(policy: Path, rm: Path, out: Path):
+    from cooper.train_config import load_config
+
+    base = {
+        "output_dir": str(out),
+        "policy": str(policy),
+        "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 16},
+        "reward": {"mode": "cooper", "rm": str(rm), "rm_max_length": 128},
+        "cooper": {"rm_update": {"learning_rate": 1e-3}},
+        "monitor": {"plot": False},
+        "grpo": {
+            "max_steps": 3,
+            "learning_rate": 1e-3,
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 12,
+            "save_steps": 100,
+            "beta": 0.0,
+        },
+    }
+    return load_config(None, [], **base)
+
+
+def _finite(path: Path) -> bool:
+    return all(t.isfinite().all() for t in load_file(str(path / "model.safetensors")).values())
+
+
+def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_continues(
+    policy, tiny_paths, tmp_path, monkeypatch
+):
+    from cooper import rewards
+    from cooper import train as train_mod
+
+    injected = {"nan_scores": 0, "bad_updates": 0}
+    returned: list[list[float]] = []
+    real_build = train_mod.build_reward
+
+    def build_with_faults(cfg, rm_dir):
+        reward = real_build(cfg, rm_dir)
+        rm = reward.rm
+        real_logits = rm.logits
+
+        def faulty_logits(ids):
+            out = real_logits(ids)
+            if torch.is_inference_mode_enabled():  # scoring for the policy's rewards
+                if reward.calls == 1 and injected["nan_scores"] == 0:  # the second step: one NaN score
+                    injected["nan_scores"] += 1
+                    out = out.clone()
+                    out[0] = float("nan")
+                return out
+            # the RM update (with gradients): NaN on the first, +/-inf on the second
+            half = out.shape[0] // 2
+            if injected["bad_updates"] == 0:
+                injected["bad_updates"] += 1
+                return out * float("nan")
+            if injected["bad_updates"] == 1:
+                injected["bad_updates"] += 1
+                sign = torch.cat([-torch.ones(half), torch.ones(out.shape[0] - half)])
+                return out + sign * float("inf")  # s_pos = -inf, s_neg = +inf: the loss is +inf
+            return out
+
+        monkeypatch.setattr(rm, "logits", faulty_logits)
+        return reward
+
+    real_call = rewards.RewardFunction.__call__
+
+    def spy(self, prompts, completions, **kw):
+        out = real_call(self, prompts, completions, **kw)
+        returned.append(list(out))
+        return out
+
+    monkeypatch.setattr(train_mod, "build_reward", build_with_faults)
+    monkeypatch.setattr(rewards.RewardFunction, "__call__", spy)
+
+    summary = train_mod.train(_cfg(policy, tiny_paths.rm_dir, tmp_path))
+
+    assert summary["steps"] == 3, "training did not complete"
+    assert injected["nan_scores"] == 1 and injected["bad_updates"] >= 1, injected
+    # no reward TRL saw was NaN/inf
+    assert len(returned) == 3
+    assert all(isinstance(r, float) and math.isfinite(r) for step in returned for r in step), returned
+
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    skipped = [r.get("rm/skipped_update", 0.0) for r in rows]
+    assert sum(skipped) == injected["bad_updates"], skipped
+    assert rows[-1]["totals/rm/skipped_updates"] == injected["bad_updates"]
+    assert [r["reward/nonfinite_rm_scores"] for r in rows] == [0.0, 1.0, 0.0]
+    assert rows[-1]["totals/reward/nonfinite_rm_scores"] == 1.0
+    assert all(math.isfinite(r["reward/rm_mean"]) for r in rows)
+    assert summary["totals"]["rm/skipped_updates"] == injected["bad_updates"]
+
+    # the skipped updates left no trace: every weight of the policy and of the RM is finite
+    assert _finite(tmp_path / "policy") and _finite(tmp_path / "reward_model")
