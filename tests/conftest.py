@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,26 @@ def tiny_paths(tmp_path_factory: pytest.TempPathFactory) -> TinyPaths:
     """The default tiny tokenizer, policy and reward model, built once per session (read them, don't
     modify them: copy a directory first)."""
     return tiny_models(tmp_path_factory.getbasetemp() / "tiny-models")
+
+
+DIGITS = Path(__file__).resolve().parent.parent / "configs" / "data" / "digits.jsonl"
+DIGITS_INSTRUCTION = "Answer with the digit."
+
+
+@pytest.fixture(scope="session")
+def digits_policy(tiny_paths: TinyPaths, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny policy warm-started (SFT, 30 steps) to answer 'The answer is D.' on configs/data/digits.jsonl,
+    so that rollouts include verified positives; built once per session (read it, don't modify it)."""
+    from cooper.sft import as_examples, sft_warm_start
+
+    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
+    examples = as_examples(
+        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], DIGITS_INSTRUCTION
+    )
+    root = tmp_path_factory.mktemp("digits-policy")
+    return Path(
+        sft_warm_start(tiny_paths.policy_dir, examples, root / "sft", max_steps=30, learning_rate=3e-3)
+    )
 
 
 @pytest.fixture(scope="module")

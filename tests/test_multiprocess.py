@@ -90,23 +90,16 @@ def _torchrun(*args: str, expect_success: bool = True) -> str:
 
 # -- 1-3: `cooper train` in mode cooper on two ranks ------------------------------------------------
 @pytest.fixture(scope="module")
-def two_rank_run(tiny_paths, tmp_path_factory, one_torch_thread):
+def two_rank_run(tiny_paths, digits_policy, tmp_path_factory, one_torch_thread):
     """A warm-started tiny policy (so the verifier finds positives), then 3 steps of `cooper train` on 2
     ranks; returns both ranks' records and the launcher's output."""
-    from cooper.sft import as_examples, sft_warm_start
-
     root = tmp_path_factory.mktemp("mp-train")
-    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
-    examples = as_examples(
-        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], INSTRUCTION
-    )
-    policy = sft_warm_start(tiny_paths.policy_dir, examples, root / "sft", max_steps=30, learning_rate=3e-3)
     config = root / "train.yaml"
     config.write_text(
         json.dumps(  # JSON is YAML
             {
                 "output_dir": str(root / "run"),
-                "policy": str(policy),
+                "policy": str(digits_policy),
                 "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 32},
                 "reward": {"mode": "cooper", "rm": str(tiny_paths.rm_dir), "rm_max_length": 128},
                 # policy negatives first: they are other rollouts of the group, possibly from the other rank;

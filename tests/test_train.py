@@ -22,19 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tiny_paths, digits_policy):
     """A tiny policy warm-started (SFT) to answer 'The answer is D.' and a tiny random RM."""
-    from cooper.sft import as_examples, sft_warm_start
-    from cooper.tiny import tiny_models
-
-    root = tmp_path_factory.mktemp("models")
-    paths = tiny_models(root)
-    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
-    examples = as_examples(
-        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], INSTRUCTION
-    )
-    policy = sft_warm_start(paths.policy_dir, examples, root / "sft", max_steps=30, learning_rate=3e-3)
-    return {"policy": str(policy), "rm": str(paths.rm_dir)}
+    return {"policy": str(digits_policy), "rm": str(tiny_paths.rm_dir)}
 
 
 def _cfg(models, out, mode, **grpo):

@@ -26,24 +26,6 @@ INSTRUCTION = "Answer with the digit."
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
-def warm_policy(tiny_paths, root: Path) -> Path:
-    """A tiny policy warm-started (SFT) to answer 'The answer is D.', so rollouts include positives."""
-    from cooper.sft import as_examples, sft_warm_start
-
-    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
-    examples = as_examples(
-        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], INSTRUCTION
-    )
-    return Path(
-        sft_warm_start(tiny_paths.policy_dir, examples, root / "sft", max_steps=30, learning_rate=3e-3)
-    )
-
-
-@pytest.fixture(scope="module")
-def policy(tiny_paths, tmp_path_factory) -> Path:
-    return warm_policy(tiny_paths, tmp_path_factory.mktemp("numerics-policy"))
-
-
 def _cfg(policy: Path, rm: Path, out: Path):
     from cooper.train_config import load_config
 
@@ -72,7 +54,7 @@ def _finite(path: Path) -> bool:
 
 
 def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_continues(
-    policy, tiny_paths, tmp_path, monkeypatch
+    digits_policy, tiny_paths, tmp_path, monkeypatch
 ):
     from cooper import rewards
     from cooper import train as train_mod
@@ -118,7 +100,7 @@ def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_cont
     monkeypatch.setattr(train_mod, "build_reward", build_with_faults)
     monkeypatch.setattr(rewards.RewardFunction, "__call__", spy)
 
-    summary = train_mod.train(_cfg(policy, tiny_paths.rm_dir, tmp_path))
+    summary = train_mod.train(_cfg(digits_policy, tiny_paths.rm_dir, tmp_path))
 
     assert summary["steps"] == 3, "training did not complete"
     assert injected["nan_scores"] == 1 and injected["bad_updates"] >= 1, injected

@@ -67,21 +67,14 @@ def _bearer_seen(srv: FakeEndpoint, key: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
-def test_train_with_assistant_negatives_never_writes_the_key(key, tiny_paths, tmp_path, caplog, capsys):
-    from cooper.sft import as_examples, sft_warm_start
-
-    rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
-    examples = as_examples(
-        [dict(r, completion=f"The answer is {r['reference']}.") for r in rows], INSTRUCTION
-    )
-    policy = sft_warm_start(
-        tiny_paths.policy_dir, examples, tmp_path / "sft", max_steps=30, learning_rate=3e-3
-    )
+def test_train_with_assistant_negatives_never_writes_the_key(
+    key, tiny_paths, digits_policy, tmp_path, caplog, capsys
+):
     out = tmp_path / "run"
     with FakeEndpoint(_wrong_rewrite) as srv:
         cfg = {
             "output_dir": str(out),
-            "policy": str(policy),
+            "policy": str(digits_policy),
             "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 16},
             "reward": {"mode": "cooper", "rm": str(tiny_paths.rm_dir), "rm_max_length": 128},
             "cooper": {
