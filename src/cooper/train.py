@@ -203,20 +203,26 @@ def _checkpoint_problem(d: Path, step: int) -> str | None:
     return None
 
 
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` whose Trainer state and cooper state are both complete; torn ones are
-    skipped with a warning."""
+def _checkpoints(output_dir: str | Path) -> list[tuple[int, Path, str | None]]:
+    """Every ``checkpoint-N`` directory as ``(N, path, why it cannot be resumed from or None)``, by step."""
     found = []
     for d in Path(output_dir).glob("checkpoint-*"):
         step = d.name.removeprefix("checkpoint-")
-        if not step.isdigit():
-            continue
-        problem = _checkpoint_problem(d, int(step))
+        if step.isdigit():
+            found.append((int(step), d, _checkpoint_problem(d, int(step))))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` whose Trainer state and cooper state are both complete; torn ones are
+    skipped with a warning."""
+    complete = []
+    for _, d, problem in _checkpoints(output_dir):
         if problem is None:
-            found.append((int(step), d))
+            complete.append(d)
         else:
             log.warning("skipping incomplete checkpoint %s: %s", d, problem)
-    return max(found)[1] if found else None
+    return complete[-1] if complete else None
 
 
 def rotate_checkpoints(output_dir: str | Path, limit: int | None) -> list[Path]:
@@ -225,17 +231,13 @@ def rotate_checkpoints(output_dir: str | Path, limit: int | None) -> list[Path]:
     crash at any moment leaves one to resume from. Returns the deleted directories."""
     if not limit or limit < 1:
         return []
-    steps = []
-    for d in Path(output_dir).glob("checkpoint-*"):
-        step = d.name.removeprefix("checkpoint-")
-        if step.isdigit():
-            steps.append((int(step), d, _checkpoint_problem(d, int(step)) is None))
-    complete = sorted(step for step, _, ok in steps if ok)
+    found = _checkpoints(output_dir)
+    complete = [step for step, _, problem in found if problem is None]
     if not complete:
         return []
-    keep_from = complete[-limit] if len(complete) >= limit else complete[0]
+    keep_from = complete[-limit:][0]
     deleted = []
-    for step, d, _ in sorted(steps):
+    for step, d, _ in found:
         if step < keep_from:
             shutil.rmtree(d, ignore_errors=True)
             deleted.append(d)
@@ -349,10 +351,13 @@ def check_same_config_on_every_rank(cfg_dict: dict[str, Any], resume: bool) -> N
     """
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    from cooper.cooper import _dist
+
+    _, world = _dist()
+    if world == 1:
         return
     mine = _flatten({"config": cfg_dict, "resume": resume})
-    everyone: list[Any] = [None] * dist.get_world_size()
+    everyone: list[Any] = [None] * world
     dist.all_gather_object(everyone, mine)
     ref = everyone[0]
     problems = []
