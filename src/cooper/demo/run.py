@@ -99,6 +99,22 @@ def plot_demo(runs: dict[str, list[dict]], initial: float, out: Path) -> list[Pa
     return written
 
 
+def _table(report: dict[str, Any], rows: list[tuple[str, str, list[str]]]) -> list[str]:
+    """The results table, arms as columns: final and peak held-out accuracy, then ``rows``
+    (``(name, baseline cell, one cell per arm)``)."""
+    arms = report["arms"]
+    rows = [
+        ("final held-out accuracy", f"{report['sft_accuracy']:.3f}", [f"{arms[a]['final_accuracy']:.3f}" for a in P.ARMS]),
+        ("peak held-out accuracy", "", [f"{arms[a]['peak_accuracy']:.3f}" for a in P.ARMS]),
+        *rows,
+    ]  # fmt: skip
+    return [
+        "| | baseline (SFT) | " + " | ".join(P.ARMS) + " |",
+        "|---|---|---|---|---|",
+        *("| " + " | ".join([name, base, *cells]) + " |" for name, base, cells in rows),
+    ]
+
+
 def write_markdown(report: dict[str, Any], out: Path) -> None:
     arms = report["arms"]
     lines = [
@@ -108,16 +124,13 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         f"({'quick smoke run' if report['quick'] else 'full run'}). Accuracies: {report['settings']['eval_samples']} samples per problem at temperature 0.7 on "
         f"{report['heldout_problems']} held-out problems, by the task's exact checker, averaged over seeds.",
         "",
-        "| | baseline (SFT) | rule | static_rm | cooper |",
-        "|---|---|---|---|---|",
-        f"| final held-out accuracy | {report['sft_accuracy']:.3f} | "
-        + " | ".join(f"{arms[a]['final_accuracy']:.3f}" for a in P.ARMS)
-        + " |",
-        "| peak held-out accuracy | | "
-        + " | ".join(f"{arms[a]['peak_accuracy']:.3f}" for a in P.ARMS)
-        + " |",
-        "| final RM reward | | " + " | ".join(_fmt(arms[a]["final_rm_reward"]) for a in P.ARMS) + " |",
-        "| max hacking gap | | " + " | ".join(_fmt(arms[a]["max_hacking_gap"]) for a in P.ARMS) + " |",
+        *_table(
+            report,
+            [
+                ("final RM reward", "", [_fmt(arms[a]["final_rm_reward"]) for a in P.ARMS]),
+                ("max hacking gap", "", [_fmt(arms[a]["max_hacking_gap"]) for a in P.ARMS]),
+            ],
+        ),
         "",
         f"RM pre-training: {report['annotation']['agreements']} agreed labels ({report['annotation']['kept_positive']} "
         f"correct) from hybrid annotation of {report['annotation']['rows_in']} rows (SFT samples plus written "
@@ -205,13 +218,12 @@ def readme_block(report: dict[str, Any], image_dir: str) -> str:
     """The README's results section, generated from ``report`` (``image_dir``: the plots, relative to it)."""
     a, d = report["arms"], report["dynamics"]
     rows = [
-        ("final held-out accuracy", f"{report['sft_accuracy']:.3f}", [f"{a[x]['final_accuracy']:.3f}" for x in P.ARMS]),
-        ("peak held-out accuracy", "", [f"{a[x]['peak_accuracy']:.3f}" for x in P.ARMS]),
         ("RM reward of rollouts, first 10 → last 10 steps", "",
          [f"{_fmt(d[x]['rm_reward_first'])} → {_fmt(d[x]['rm_reward_last'])}" if d[x]["rm_reward_first"] is not None else "—" for x in P.ARMS]),
         ("verified accuracy of rollouts, first 10 → last 10 steps", "",
          [f"{_fmt(d[x]['verified_first'])} → {_fmt(d[x]['verified_last'])}" for x in P.ARMS]),
         ("max hacking gap", "", [_fmt(a[x]["max_hacking_gap"]) for x in P.ARMS]),
+        ("cooper: max hacking gap after the first 10% of steps", "", ["", "", _fmt(report["cooper_gap_after_warmup"])]),
     ]  # fmt: skip
     lines = [
         README_START,
@@ -220,10 +232,7 @@ def readme_block(report: dict[str, Any], image_dir: str) -> str:
         f"exact checker ({report['settings']['eval_samples']} samples per problem at T=0.7 on "
         f"{report['heldout_problems']} problems), averaged over seeds. Written by the command; do not edit.",
         "",
-        "| | baseline (SFT) | rule | static_rm | cooper |",
-        "|---|---|---|---|---|",
-        *(f"| {name} | {base} | " + " | ".join(vals) + " |" for name, base, vals in rows),
-        f"| cooper: max hacking gap after the first 10% of steps | | | | {_fmt(report['cooper_gap_after_warmup'])} |",
+        *_table(report, rows),
         "",
         f"![held-out accuracy]({image_dir}/heldout_accuracy.png) ![hacking gap]({image_dir}/hacking_gap.png)",
         "",
