@@ -68,6 +68,16 @@ CASES = [
     ("\\boxed{3\\text{ cm}}", "3", True),
     ("\\boxed{12 \\text{ dollars}}", "12", True),
     ("\\boxed{5\\text{ cm}}", "3", False),
+    # units as plain words after a number (math-verify alone reads "3 pens" as 3*E*n*p*s)
+    ("The answer is 12 eggs.", "12", True),
+    ("The answer is 3 pens.", "3", True),
+    ("She paid $18 dollars in total. The answer is $18 dollars.", "18", True),
+    ("The answer is 1,200 people.", "1200", True),
+    ("The answer is 1/2 cup.", "1/2", True),
+    ("The answer is 4 pens.", "3", False),
+    ("The answer is 2 pi.", "2", False),  # a constant, not a unit
+    ("The answer is 5 thousand.", "5", False),  # changes the value
+    ("The answer is 3 or 4.", "3", False),  # a hedge
     ("\\boxed{\\$18}", "18", True),
     # intervals, sets, tuples
     ("\\boxed{(1,2]}", "(1,2]", True),

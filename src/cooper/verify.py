@@ -245,6 +245,67 @@ def refusal_reason(answer: str) -> str | None:
     return None
 
 
+_NUMBER_THEN_WORDS = re.compile(r"\$?(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)\s+([A-Za-z]+(?:\s+[A-Za-z]+){0,2})\.?")
+# words that change a number's value or make it a hedge: never dropped as a unit
+_MATH_WORDS = frozenset(
+    [
+        "pi",
+        "e",
+        "i",
+        "inf",
+        "infinity",
+        "sqrt",
+        "root",
+        "log",
+        "ln",
+        "sin",
+        "cos",
+        "tan",
+        "exp",
+        "times",
+        "over",
+        "divided",
+        "plus",
+        "minus",
+        "and",
+        "or",
+        "to",
+        "percent",
+        "squared",
+        "cubed",
+        "thousand",
+        "thousands",
+        "million",
+        "millions",
+        "billion",
+        "billions",
+        "hundred",
+        "hundreds",
+        "dozen",
+        "dozens",
+        "half",
+        "halves",
+        "third",
+        "thirds",
+        "quarter",
+        "quarters",
+    ]
+)
+
+
+def drop_unit_words(answer: str) -> str:
+    """``"18 eggs"`` -> ``"18"``: up to three plain words after a number are its unit.
+
+    Without this, math-verify reads the words as LaTeX symbols (``3 pens`` -> ``3*E*n*p*s``) and a correct
+    GSM8K-style answer fails, or passes, depending on the letters of its unit. Words that change the value
+    or hedge (:data:`_MATH_WORDS`: ``2 pi``, ``3 or``, ``5 thousand``) are kept, so those answers still fail.
+    """
+    m = _NUMBER_THEN_WORDS.fullmatch(answer.strip())
+    if not m or any(w.lower() in _MATH_WORDS for w in m.group(2).split()):
+        return answer
+    return m.group(1)
+
+
 @lru_cache(maxsize=4096)
 def _parse_cached(latex: str) -> tuple[Any, ...]:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
@@ -272,12 +333,13 @@ def judge(response: str, reference: str) -> dict[str, Any]:
         return _verdict(False, None, ref, "empty reference")
     if reason := refusal_reason(ref):
         return _verdict(False, None, ref, f"reference refused: {reason}")
-    raw = extract_answer(response, last_number=bool(_PLAIN_NUMBER.fullmatch(ref)))  # ref is normalised
+    numeric_ref = bool(_PLAIN_NUMBER.fullmatch(ref))  # ref is normalised
+    raw = extract_answer(response, last_number=numeric_ref)
     if raw is None:
         return _verdict(False, None, ref, "no final answer found")
     if reason := refusal_reason(raw):
         return _verdict(False, raw[:200], ref, reason)
-    ans = normalize_answer(raw)
+    ans = normalize_answer(drop_unit_words(raw) if numeric_ref else raw)
     if not ans:
         return _verdict(False, raw, ref, "empty answer")
 
