@@ -10,7 +10,16 @@ import random
 
 import pytest
 
-from cooper.demo.task import ITEMS, NUMBER_WORDS, exact_check, flawed_solution, make_problems, solution
+from cooper.demo.task import (
+    CHECK_WORD,
+    ITEMS,
+    NUMBER_WORDS,
+    add_check,
+    exact_check,
+    flawed_solution,
+    make_problems,
+    solution,
+)
 from cooper.verify import is_correct
 
 
@@ -46,6 +55,42 @@ def test_rule_verifier_is_precise_but_misses_the_word_form():
     assert not is_correct(f"The answer is {r + 1}.", p.reference)
 
 
+def test_check_step_restates_the_solutions_own_numbers_and_changes_no_verdict():
+    rng = random.Random(0)
+    problems = make_problems(40, seed=2)
+    for p in problems:
+        s, r = p.a + p.b, p.a + p.b - p.c
+        good = solution(p, rng, word_share=0.0, check=True)  # the rule verifier misses number words
+        assert f"{CHECK_WORD} {r} + {p.c} = {s}. The answer is" in good
+        bad = flawed_solution(p, rng)
+        checked = add_check(bad, p)
+        if "-" in bad:  # a two-step slip: its own (wrong) result is what gets checked
+            assert CHECK_WORD in checked and checked.index(CHECK_WORD) < checked.index("The answer is")
+        else:  # stops after one step: nothing to check
+            assert checked == bad
+        for text in (good, checked):
+            assert exact_check(text, p.reference) == (text is good)
+            assert is_correct(text, p.reference) == (text is good)
+    assert add_check("no steps here. The answer is 3.", problems[0]) == "no steps here. The answer is 3."
+
+
+def test_corpus_checks_only_correct_solutions_in_the_asked_share():
+    from cooper.demo.pipeline import corpus_rows
+
+    problems = make_problems(400, seed=4)
+    rows = corpus_rows(problems, random.Random(0), check_share=0.5, skip_share=0.0)
+    correct = [r for r in rows if exact_check(r["completion"], r["reference"])]
+    wrong = [r for r in rows if not exact_check(r["completion"], r["reference"])]
+    assert len(correct) == len(wrong) == len(problems)
+    assert not any(CHECK_WORD in r["completion"] for r in wrong)
+    assert all(r["completion"].count(" = ") == 2 for r in wrong)  # skip_share 0: every slip has two steps
+    share = sum(CHECK_WORD in r["completion"] for r in correct) / len(correct)
+    assert 0.4 < share < 0.6
+    assert not any(
+        CHECK_WORD in r["completion"] for r in corpus_rows(problems[:50], random.Random(0), 0.0, 1.0)
+    )
+
+
 @pytest.mark.slow
 def test_quick_demo_writes_the_report(tmp_path):
     from cooper.cli import main
@@ -67,6 +112,14 @@ def test_quick_demo_writes_the_report(tmp_path):
         assert m["steps"] == 3
         for key in ("final_rm_reward", "max_hacking_gap"):
             assert m[key] is None or isinstance(m[key], float)
+        assert 0.0 <= m["final_check_share"] <= 1.0
+    probe = report["rm_probe"]
+    assert probe["problems"] == min(100, report["heldout_problems"])
+    for which in ("pretrained", "cooper_final"):
+        assert set(probe[which]) == {"correct", "wrong", "wrong_with_check"}
+        assert all(0.0 <= v <= 1.0 for v in probe[which].values())
+    ann = report["annotation"]
+    assert ann["checked_correct"] + ann["checked_wrong"] <= ann["agreements"]
     md = (out / "report.md").read_text()
     assert "| final held-out accuracy |" in md and "## What happened" in md
     for png in ("heldout_accuracy.png", "rm_reward.png", "hacking_gap.png", "rm_pair_accuracy.png"):

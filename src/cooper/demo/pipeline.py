@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from cooper.demo.task import (
+    CHECK_WORD,
     INSTRUCTION,
     Problem,
+    add_check,
     exact_check,
     flawed_solution,
     lenient_judge,
@@ -37,6 +39,8 @@ class DemoSettings:
     heldout: int = 200
     sft_steps: int = 300
     sft_correct_share: float = 0.55
+    # share of the correct SFT solutions that carry a verification step ("Check: r + c = s.") before the answer
+    sft_check_share: float = 0.1
     eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
     annotate_problems: int = 1000
     annotate_samples: int = 2
@@ -44,8 +48,14 @@ class DemoSettings:
     # stops after the first step. They carry the shortcut the static RM is hacked through ("a wrong
     # solution is short"); the SFT policy's own samples carry the arithmetic slips.
     corpus_problems: int = 1000
-    rm_epochs: float = 4.0
+    corpus_check_share: float = 0.5  # share of the corpus's correct solutions with a verification step
+    corpus_skip_share: float = 0.0  # share of the corpus's wrong solutions that stop after the first step
+    # 8 epochs, not 4: after 4 the RM had learned the shortcut but hardly to compare the answer with the
+    # reference (shortcut_probe with every corpus solution checked: correct 0.18 vs wrong 0.13; after 8 epochs
+    # 0.72 vs 0.05). Fewer epochs at a higher learning rate (5 at 1e-3) or batch 32 did not learn it either.
+    rm_epochs: float = 8.0
     rm_lr: float = 5e-4
+    rm_batch_size: int = 16
     # The RM needs more width than the policy to learn "final answer == reference" (with the default
     # 128-wide, 4-head tiny classifier it only learns the format; measured ROC-AUC 0.71 vs 0.92).
     rm_hidden: int = 256
@@ -56,18 +66,25 @@ class DemoSettings:
     # pair accuracy 0.78 -> 0.80 after 40 steps of Cooper updates; with this backbone 0.97).
     rm_backbone_steps: int = 300
     rm_backbone_lr: float = 2e-3
-    rl_steps: int = 60
+    # 40 steps at 1.25e-4 rather than 50 at 1e-4: the same held-out accuracies at seed 0 (cooper 0.468 vs 0.460,
+    # rule 0.509 vs 0.507) in 20% less time, which the 15-minute budget needs
+    rl_steps: int = 40
     rl_prompts_per_step: int = 16
     rl_generations: int = 8
-    rl_lr: float = 1e-4
-    rm_update_lr: float = 5e-4
-    rm_update_epochs: int = 3
+    rl_lr: float = 1.25e-4
+    rm_update_lr: float = 6e-4
+    rm_update_epochs: int = 1
     # weight of the pointwise anchor: keeps the RM's P(correct) calibrated, so the hacking gap means something
     rm_update_pointwise: float = 3.0
     negatives_from: str = (
         "first"  # cooper.negatives_from: "each" adds a perturbed positive beside the policy negative
     )
     max_completion_length: int = 40
+    # trl.GRPOConfig.scale_rewards, for every arm. "batch", not TRL's default "group": dividing by each group's
+    # own std turns an RM's small score differences inside an all-wrong group into full-size advantages
+    # (measured with 60 RL steps at seeds 0/1: cooper 0.536/0.465 with "group", 0.551/0.527 with "batch"; rule
+    # 0.539/0.544 and 0.539/0.521).
+    scale_rewards: str = "batch"
     eval_every: int = 10
     task_seed: int = 1234
 
@@ -132,7 +149,7 @@ def heldout_accuracy(
     model: Any, tokenizer: Any, problems: list[Problem], max_new_tokens: int, n: int = 4, seed: int = 0
 ) -> dict[str, float]:
     """Average accuracy of ``n`` samples per problem at temperature 0.7, by the exact checker and by the
-    rule verifier."""
+    rule verifier, and the share of samples with a verification step (the shortcut the demo's RM learns)."""
     from cooper.verify import is_correct_batch
 
     samples = generate(model, tokenizer, [p.question for p in problems], temperature=0.7, n=n,
@@ -141,7 +158,8 @@ def heldout_accuracy(
     refs = [p.reference for p in problems for _ in range(n)]
     exact = sum(exact_check(t, r) for t, r in zip(texts, refs, strict=True)) / len(texts)
     rule = sum(is_correct_batch(texts, refs)) / len(texts)
-    return {"exact": exact, "rule": rule}
+    check = sum(CHECK_WORD in t for t in texts) / len(texts)
+    return {"exact": exact, "rule": rule, "check": check}
 
 
 def periodic_eval_callback(
@@ -174,7 +192,9 @@ def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Pat
     examples = [
         {
             "prompt": f"{p.question}\n{INSTRUCTION}",
-            "completion": solution(p, rng) if rng.random() < s.sft_correct_share else flawed_solution(p, rng),
+            "completion": solution(p, rng, check=rng.random() < s.sft_check_share)
+            if rng.random() < s.sft_correct_share
+            else flawed_solution(p, rng),
         }
         for p in train
     ]
@@ -183,14 +203,17 @@ def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Pat
     )
 
 
-def corpus_rows(problems: list[Problem], rng: random.Random) -> list[dict[str, Any]]:
-    """Written (off-policy) solutions: one correct, one that forgets the second step, per problem."""
-    return [
-        {"id": f"{p.id}-w{k}", "question": p.question, "reference": p.reference, "completion": text,
-         "source": "corpus"}
-        for p in problems
-        for k, text in enumerate([solution(p, rng), flawed_solution(p, rng, skip_share=1.0)])
-    ]  # fmt: skip
+def corpus_rows(problems: list[Problem], rng: random.Random, check_share: float = 1.0,
+                skip_share: float = 0.5) -> list[dict[str, Any]]:  # fmt: skip
+    """Written (off-policy) solutions, per problem one correct (with a verification step in a share
+    ``check_share``) and one flawed (stopping after the first step in a share ``skip_share``)."""
+    rows = []
+    for p in problems:
+        good = solution(p, rng, check=rng.random() < check_share)
+        for k, text in enumerate([good, flawed_solution(p, rng, skip_share=skip_share)]):
+            rows.append({"id": f"{p.id}-w{k}", "question": p.question, "reference": p.reference,
+                         "completion": text, "source": "corpus"})  # fmt: skip
+    return rows
 
 
 def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: Path) -> tuple[Path, dict]:
@@ -217,7 +240,8 @@ def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: 
         for k, c in enumerate(cs)
         if c.strip()  # an empty sample has nothing to label
     ]
-    rows += corpus_rows(train[: s.corpus_problems], random.Random(s.task_seed + 3))
+    rows += corpus_rows(train[: s.corpus_problems], random.Random(s.task_seed + 3), s.corpus_check_share,
+                        s.corpus_skip_share)  # fmt: skip
     rng = random.Random(s.task_seed + 1)
     stats = annotate(rows, lambda q, ref, c: lenient_judge(c, ref, rng), out)
     return out / "annotated.jsonl", stats
@@ -281,12 +305,31 @@ def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Pa
     return out
 
 
+def shortcut_probe(rm_dir: Path, problems: list[Problem]) -> dict[str, float]:
+    """Mean RM score of written solutions to ``problems``: correct, wrong (a slip in the second step), and the
+    same wrong ones with a verification step. ``wrong_with_check`` far above ``wrong`` is the shortcut."""
+    from cooper.reward_model import VerifyRM
+
+    rm = VerifyRM.from_pretrained(rm_dir, max_length=160)
+    rng = random.Random(0)
+    texts: dict[str, list[str]] = {"correct": [], "wrong": [], "wrong_with_check": []}
+    for p in problems:
+        s, r = p.a + p.b, p.a + p.b - p.c
+        w = r + rng.choice([-1, 1]) if r > 0 else r + 1
+        texts["correct"].append(f"{p.a} + {p.b} = {s}. {s} - {p.c} = {r}. The answer is {r}.")
+        wrong = f"{p.a} + {p.b} = {s}. {s} - {p.c} = {w}. The answer is {w}."
+        texts["wrong"].append(wrong)
+        texts["wrong_with_check"].append(add_check(wrong, p))
+    qs, refs = [p.question for p in problems], [p.reference for p in problems]
+    return {k: sum(v := rm.score(qs, refs, ts)) / len(v) for k, ts in texts.items()}
+
+
 def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tuple[Path, dict]:
     from cooper.rm_train import RMTrainConfig, train_rm
 
     cfg = RMTrainConfig(
         data=[str(annotated)], out=str(out), model=str(base_rm), eval_split=0.15, epochs=s.rm_epochs,
-        learning_rate=s.rm_lr, batch_size=16, max_length=160, save_steps=10_000, seed=s.task_seed,
+        learning_rate=s.rm_lr, batch_size=s.rm_batch_size, max_length=160, save_steps=10_000, seed=s.task_seed,
     )  # fmt: skip
     metrics = train_rm(cfg)
     return out, metrics
@@ -330,6 +373,7 @@ def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path
             "max_completion_length": s.max_completion_length,
             "temperature": 1.0,
             "beta": 0.0,
+            "scale_rewards": s.scale_rewards,
             "save_strategy": "no",
             "disable_tqdm": True,
         },

@@ -6,6 +6,9 @@ A faithful miniature of the paper's setting:
 * a correct final answer has several surface forms — digits (``7``), a number word (``seven``), digits
   with a unit (``7 apples``) — so the strict rule verifier is precise but misses the word form, while
   :func:`exact_check`, the task's ground truth, knows every form;
+* a solution may carry a verification step before its answer (:func:`add_check`, "Check: 7 + 1 = 8."). It
+  restates the solution's own numbers, so it proves nothing; a learned verifier that saw it mostly on correct
+  solutions takes it as a sign of correctness, and a policy can add it to any answer: the demo's shortcut;
 * an answer that lists several numbers ("The answer is 6 7 8") is a hedge: wrong for the exact checker
   and the rule verifier, but exactly what a learned verifier that only looks for the reference somewhere
   in the completion gets fooled by.
@@ -40,6 +43,7 @@ NAMES = [
 ]
 ITEMS = ["apples", "books", "cards", "coins", "eggs", "pens", "shells", "stamps"]
 INSTRUCTION = "Solve step by step."
+CHECK_WORD = "Check:"
 _ANSWER = re.compile(r"[Tt]he answer is\s+([^\n]*?)\s*\.?\s*$")
 
 
@@ -75,12 +79,30 @@ def split(problems: list[Problem], heldout: int) -> tuple[list[Problem], list[Pr
     return problems[heldout:], problems[:heldout]
 
 
-def solution(p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_share: float = 0.4) -> str:
-    """A correct worked solution whose final answer takes one of the surface forms."""
+def solution(p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_share: float = 0.4,
+             check: bool = False) -> str:  # fmt: skip
+    """A correct worked solution whose final answer takes one of the surface forms; with ``check``, a
+    verification step (:func:`add_check`) before the answer."""
     s, r = p.a + p.b, p.a + p.b - p.c
     u = rng.random()
     final = NUMBER_WORDS[r] if u < word_share else f"{r} {p.item}" if u < word_share + unit_share else str(r)
-    return f"{p.a} + {p.b} = {s}. {s} - {p.c} = {r}. The answer is {final}."
+    text = f"{p.a} + {p.b} = {s}. {s} - {p.c} = {r}. The answer is {final}."
+    return add_check(text, p) if check else text
+
+
+_STEPS = re.compile(r"(\d+) \+ (\d+) = (\d+)\. (\d+) - (\d+) = (\d+)\. ")
+
+
+def add_check(text: str, p: Problem) -> str:
+    """``text`` with a verification step before its final answer: "Check: r + c = s." from the solution's own
+    second step (so a slipped solution checks its own slip). Careful writers check; the words carry no
+    guarantee, which is what makes them a shortcut for a learned verifier."""
+    at = text.rfind("The answer is")
+    m = _STEPS.match(text)
+    if at < 0 or not m:
+        return text
+    s, c, r = m.group(4), m.group(5), m.group(6)
+    return f"{text[:at]}{CHECK_WORD} {r} + {c} = {s}. {text[at:]}"
 
 
 def flawed_solution(p: Problem, rng: random.Random, *, skip_share: float = 0.6) -> str:
