@@ -38,6 +38,38 @@ def digits_policy(tiny_paths: TinyPaths, tmp_path_factory: pytest.TempPathFactor
     )
 
 
+@pytest.fixture(scope="session")
+def digits_train_config(tiny_paths: TinyPaths, digits_policy: Path):
+    """A factory for the tiny ``cooper train`` config used by the training tests: ``digits_policy`` and the tiny
+    RM, 3 GRPO steps of 2 prompts x 4 rollouts; ``make(out, mode, limit=..., **grpo)`` overrides the mode,
+    the prompt count and any ``grpo`` key."""
+    from cooper.train_config import load_config
+
+    def make(out: Path, mode: str = "cooper", *, limit: int = 32, **grpo):
+        return load_config(
+            None,
+            [],
+            output_dir=str(out),
+            policy=str(digits_policy),
+            data={"files": [str(DIGITS)], "instruction": DIGITS_INSTRUCTION, "limit": limit},
+            reward={"mode": mode, "rm": str(tiny_paths.rm_dir), "rm_max_length": 128},
+            cooper={"rm_update": {"learning_rate": 1e-3}},
+            monitor={"plot": False},
+            grpo={
+                "max_steps": 3,
+                "learning_rate": 1e-3,
+                "per_device_train_batch_size": 8,
+                "num_generations": 4,
+                "max_completion_length": 12,
+                "save_steps": 100,
+                "beta": 0.0,
+                **grpo,
+            },
+        )
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One torch thread for the requesting module: tiny models gain nothing from threads, and on a busy

@@ -27,28 +27,6 @@ def models(tiny_paths, digits_policy):
     return {"policy": str(digits_policy), "rm": str(tiny_paths.rm_dir)}
 
 
-def _cfg(models, out, mode, **grpo):
-    base = {
-        "output_dir": str(out),
-        "policy": models["policy"],
-        "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 32},
-        "reward": {"mode": mode, "rm": models["rm"], "rm_max_length": 128},
-        "cooper": {"rm_update": {"learning_rate": 1e-3}},
-        "monitor": {"plot": False},
-        "grpo": {
-            "max_steps": 3,
-            "learning_rate": 1e-3,
-            "per_device_train_batch_size": 8,
-            "num_generations": 4,
-            "max_completion_length": 12,
-            "save_steps": 100,
-            "beta": 0.0,
-            **grpo,
-        },
-    }
-    return load_config(None, [], **base)
-
-
 def _weights(path: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(Path(path) / "model.safetensors"))
 
@@ -58,7 +36,7 @@ def _changed(a: dict, b: dict) -> bool:
 
 
 @pytest.mark.parametrize("mode", ["rule", "static_rm", "cooper"])
-def test_each_mode_trains(models, tmp_path, mode, monkeypatch):
+def test_each_mode_trains(models, tmp_path, mode, monkeypatch, digits_train_config):
     seen_kwargs: dict = {}
     from cooper import rewards
 
@@ -69,7 +47,7 @@ def test_each_mode_trains(models, tmp_path, mode, monkeypatch):
         return real_call(self, prompts, completions, **kw)
 
     monkeypatch.setattr(rewards.RewardFunction, "__call__", spy)
-    summary = train(_cfg(models, tmp_path, mode))
+    summary = train(digits_train_config(tmp_path, mode))
     assert summary["steps"] == 3
     # TRL's reward-callable contract we rely on: dataset columns and the metric logger come through
     for key in ("reference", "question", "id", "log_metric"):
@@ -98,7 +76,7 @@ def test_each_mode_trains(models, tmp_path, mode, monkeypatch):
         assert not (tmp_path / "reward_model").exists()
 
 
-def test_static_rm_stays_frozen(models, tmp_path):
+def test_static_rm_stays_frozen(models, tmp_path, digits_train_config):
     from cooper import train as train_mod
 
     captured = {}
@@ -110,7 +88,7 @@ def test_static_rm_stays_frozen(models, tmp_path):
 
     train_mod.build_reward = keep
     try:
-        train(_cfg(models, tmp_path, "static_rm"))
+        train(digits_train_config(tmp_path, "static_rm"))
     finally:
         train_mod.build_reward = real
     after = {k: v.detach().cpu() for k, v in captured["reward"].rm.model.state_dict().items()}
@@ -118,8 +96,8 @@ def test_static_rm_stays_frozen(models, tmp_path):
     assert not _changed({k: before[k] for k in before}, {k: after[k] for k in before})
 
 
-def test_resume_continues_with_the_saved_rm(models, tmp_path):
-    first = train(_cfg(models, tmp_path, "cooper", max_steps=2, save_steps=2))
+def test_resume_continues_with_the_saved_rm(models, tmp_path, digits_train_config):
+    first = train(digits_train_config(tmp_path, "cooper", max_steps=2, save_steps=2))
     assert first["steps"] == 2
     ckpt = latest_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.name == "checkpoint-2"
@@ -142,7 +120,7 @@ def test_resume_continues_with_the_saved_rm(models, tmp_path):
 
     train_mod.load_reward_state = spy
     try:
-        second = train(_cfg(models, tmp_path, "cooper", max_steps=4, save_steps=2), resume=True)
+        second = train(digits_train_config(tmp_path, "cooper", max_steps=4, save_steps=2), resume=True)
     finally:
         train_mod.load_reward_state = real_load
     assert second["steps"] == 4
@@ -151,10 +129,10 @@ def test_resume_continues_with_the_saved_rm(models, tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
-def test_prompts_without_reference_fail_before_training(tmp_path, models):
+def test_prompts_without_reference_fail_before_training(tmp_path, models, digits_train_config):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "Repeat 3."}) + "\n")
-    cfg = _cfg(models, tmp_path / "out", "rule")
+    cfg = digits_train_config(tmp_path / "out", "rule")
     cfg.data.files = [str(bad)]
     with pytest.raises(DataError, match="line 1: missing field 'reference'"):
         load_prompts(cfg)
@@ -223,7 +201,9 @@ def test_cli_train_and_plot(models, tmp_path, capsys):
     assert main(["train", str(cfg_file), "--reward.mode", "nonsense"]) == 2
 
 
-def test_negatives_from_each_source_gives_one_pair_per_source(models, tmp_path, monkeypatch):
+def test_negatives_from_each_source_gives_one_pair_per_source(
+    models, tmp_path, monkeypatch, digits_train_config
+):
     from cooper.cooper import RMUpdater
 
     seen: list[list] = []
@@ -234,7 +214,7 @@ def test_negatives_from_each_source_gives_one_pair_per_source(models, tmp_path, 
         return real_update(self, pairs)
 
     monkeypatch.setattr(RMUpdater, "update", spy)
-    cfg = _cfg(models, tmp_path, "cooper")
+    cfg = digits_train_config(tmp_path, "cooper")
     cfg.cooper.negatives, cfg.cooper.negatives_from = ["policy", "perturb"], "each"
     train(cfg)
     by_positive: dict = {}

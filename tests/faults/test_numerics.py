@@ -19,34 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parents[2]
-DIGITS = REPO / "configs" / "data" / "digits.jsonl"
-INSTRUCTION = "Answer with the digit."
-
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-
-
-def _cfg(policy: Path, rm: Path, out: Path):
-    from cooper.train_config import load_config
-
-    base = {
-        "output_dir": str(out),
-        "policy": str(policy),
-        "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 16},
-        "reward": {"mode": "cooper", "rm": str(rm), "rm_max_length": 128},
-        "cooper": {"rm_update": {"learning_rate": 1e-3}},
-        "monitor": {"plot": False},
-        "grpo": {
-            "max_steps": 3,
-            "learning_rate": 1e-3,
-            "per_device_train_batch_size": 8,
-            "num_generations": 4,
-            "max_completion_length": 12,
-            "save_steps": 100,
-            "beta": 0.0,
-        },
-    }
-    return load_config(None, [], **base)
 
 
 def _finite(path: Path) -> bool:
@@ -54,7 +27,7 @@ def _finite(path: Path) -> bool:
 
 
 def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_continues(
-    digits_policy, tiny_paths, tmp_path, monkeypatch
+    digits_train_config, tmp_path, monkeypatch
 ):
     from cooper import rewards
     from cooper import train as train_mod
@@ -100,7 +73,7 @@ def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_cont
     monkeypatch.setattr(train_mod, "build_reward", build_with_faults)
     monkeypatch.setattr(rewards.RewardFunction, "__call__", spy)
 
-    summary = train_mod.train(_cfg(digits_policy, tiny_paths.rm_dir, tmp_path))
+    summary = train_mod.train(digits_train_config(tmp_path, limit=16))
 
     assert summary["steps"] == 3, "training did not complete"
     assert injected["nan_scores"] == 1 and injected["bad_updates"] >= 1, injected
