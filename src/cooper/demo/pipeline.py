@@ -17,6 +17,7 @@ from typing import Any
 from cooper.demo.task import (
     CHECK_WORD,
     INSTRUCTION,
+    NUMBER_WORDS,
     Problem,
     add_check,
     exact_check,
@@ -41,19 +42,23 @@ class DemoSettings:
     sft_correct_share: float = 0.55
     # share of the correct SFT solutions that carry a verification step ("Check: r + c = s.") before the answer
     sft_check_share: float = 0.1
+    # share of the correct SFT solutions whose final answer is a number word ("seven"), which the rule verifier
+    # misses (the other correct ones: digits, or digits with the unit)
+    sft_word_share: float = 0.1
     eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
     annotate_problems: int = 1000
     annotate_samples: int = 2
-    # Off-policy worked solutions added to the RM's pre-training data: per problem one correct and one that
-    # stops after the first step. They carry the shortcut the static RM is hacked through ("a wrong
-    # solution is short"); the SFT policy's own samples carry the arithmetic slips.
+    # Off-policy worked solutions added to the RM's pre-training data: per problem one correct (half of them with
+    # a verification step: the shortcut the static RM is hacked through) and one with an arithmetic slip.
     corpus_problems: int = 1000
     corpus_check_share: float = 0.5  # share of the corpus's correct solutions with a verification step
     corpus_skip_share: float = 0.0  # share of the corpus's wrong solutions that stop after the first step
-    # 8 epochs, not 4: after 4 the RM had learned the shortcut but hardly to compare the answer with the
-    # reference (shortcut_probe with every corpus solution checked: correct 0.18 vs wrong 0.13; after 8 epochs
-    # 0.72 vs 0.05). Fewer epochs at a higher learning rate (5 at 1e-3) or batch 32 did not learn it either.
-    rm_epochs: float = 8.0
+    # 10 epochs: after 4 the RM had learned the shortcut but hardly to compare the answer with the reference
+    # (shortcut_probe with every corpus solution checked: correct 0.18 vs wrong 0.13). After 8 it compared for some
+    # reference values only: written correct vs wrong solutions scored 0.9-1.0 vs 0.0-0.05 for 0, 1, 2, 5, 6, 10
+    # and 11, but 0.2-0.45 vs 0.1-0.3 for 3, 4, 7, 8 and 9; after 10, 0.75-0.99 vs 0.0-0.16 for all but 9. Fewer
+    # epochs at a higher learning rate (5 at 1e-3) or batch 32 did not learn it.
+    rm_epochs: float = 10.0
     rm_lr: float = 5e-4
     rm_batch_size: int = 16
     # The RM needs more width than the policy to learn "final answer == reference" (with the default
@@ -65,6 +70,13 @@ class DemoSettings:
     # init instead, the RM cannot learn "answer == reference" from pairs within a run (measured held-out
     # pair accuracy 0.78 -> 0.80 after 40 steps of Cooper updates; with this backbone 0.97).
     rm_backbone_steps: int = 300
+    # Share of the backbone's texts that state the reference as a number word: the stand-in for a pretrained LM
+    # knowing that "seven" is 7. Hybrid annotation drops every correct number-word answer (the rule verifier
+    # rejects it, the judge accepts it), so this is the RM's only source for them. With 0.3 (and 10 epochs) the
+    # RM's GRPO advantages on the SFT policy's own samples correlate 0.89 with the exact checker's (0.84 without
+    # it); the cooper arm ended 1.8 and 1.4 points below rule at seeds 0 and 1 and 1.0 above at seed 2 (without it
+    # 4.1, 6.0 and 0.3 below).
+    rm_backbone_word_share: float = 0.3
     rm_backbone_lr: float = 2e-3
     # 40 steps at 1.25e-4 rather than 50 at 1e-4: the same held-out accuracies at seed 0 (cooper 0.468 vs 0.460,
     # rule 0.509 vs 0.507) in 20% less time, which the 15-minute budget needs
@@ -192,7 +204,9 @@ def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Pat
     examples = [
         {
             "prompt": f"{p.question}\n{INSTRUCTION}",
-            "completion": solution(p, rng, check=rng.random() < s.sft_check_share)
+            "completion": solution(
+                p, rng, word_share=s.sft_word_share, check=rng.random() < s.sft_check_share
+            )
             if rng.random() < s.sft_correct_share
             else flawed_solution(p, rng),
         }
@@ -247,15 +261,17 @@ def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: 
     return out / "annotated.jsonl", stats
 
 
-def backbone_texts(problems: list[Problem], rng: random.Random) -> list[str]:
+def backbone_texts(problems: list[Problem], rng: random.Random, word_share: float = 0.0) -> list[str]:
     """RM-template texts (question, reference, worked solution) whose final answer is the reference, with
-    correct or flawed working: the only way to predict the answer is to read the reference."""
+    correct or flawed working: the only way to predict the answer is to read the reference. In a share
+    ``word_share`` the answer is the reference's number word."""
     from cooper.templates import format_rm_text
 
     texts = []
     for p in problems:
         working = solution(p, rng) if rng.random() < 0.5 else flawed_solution(p, rng)
-        stated = working[: working.rindex("The answer is")] + f"The answer is {p.reference}."
+        answer = NUMBER_WORDS[int(p.reference)] if word_share and rng.random() < word_share else p.reference
+        stated = working[: working.rindex("The answer is")] + f"The answer is {answer}."
         texts.append(format_rm_text(p.question, p.reference, stated))
     return texts
 
@@ -290,7 +306,10 @@ def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Pa
     rng = random.Random(s.task_seed + 2)
     tok.padding_side = "right"
     for step in range(steps):
-        texts = [t + tok.eos_token for t in backbone_texts(rng.sample(train, batch_size), rng)]
+        texts = [
+            t + tok.eos_token
+            for t in backbone_texts(rng.sample(train, batch_size), rng, s.rm_backbone_word_share)
+        ]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
         loss = model(**enc, labels=labels).loss
