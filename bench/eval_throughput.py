@@ -15,7 +15,9 @@ orders generate about the same number of tokens: the speed-up comes from less le
 prompts (every row of a batch is padded to the longest prompt of the batch), which the prefill and every
 decoding step's attention pay for. Last line of stdout: one JSON object.
 
-    python bench/eval_throughput.py [--prompts 64] [--samples 4] [--batch-size 16] [--max-new-tokens 64]
+    python bench/eval_throughput.py [--prompts 64] [--samples 4] [--batch-size N] [--max-new-tokens 64]
+
+``--batch-size`` defaults to the engine's own default, as in ``cooper eval`` (32 on CPU).
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--batch-size", type=int, help="sequences per batch (default: the engine's, as cooper eval)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -88,6 +92,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="cooper-bench-eval-") as tmp:
         engine = TransformersEngine(tiny_models(tmp).policy_dir, device="cpu", batch_size=args.batch_size)
+    args.batch_size = engine.batch_size
     rows = load_benchmark("gsm8k", limit=args.prompts)
     encoded = encode_prompts(engine.tokenizer, [r["question"] for r in rows], PromptTemplate(), None)
     # One work item per sample, in file order: problem 0 samples 0..k-1, problem 1 ...

@@ -390,7 +390,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=2048, help="per completion (default 2048)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="first N problems of each benchmark")
-    p.add_argument("--batch-size", type=int, help="sequences per generate call (default: CPU 16, GPU 64)")
+    p.add_argument("--batch-size", type=int, help="sequences per generate call (default: CPU 32, GPU 64)")
     p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
     p.add_argument("--resume", action="store_true", help="reuse the samples already in OUT/samples.jsonl")
     p.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="appended to each question (user turn)")
