@@ -156,3 +156,18 @@ def test_backbone_texts_state_the_reference_whatever_the_working():
         working = t[: t.rindex("The answer is")]
         flawed_working += f"= {p.reference}. " not in working  # the working does not reach the reference
     assert 0 < flawed_working < len(problems)  # both correct and flawed working occur
+
+
+def test_backbone_texts_state_number_words_in_the_asked_share():
+    from cooper.demo.pipeline import backbone_texts
+    from cooper.templates import COMPLETION_CLOSE
+
+    problems = make_problems(400, seed=5)
+    texts = backbone_texts(problems, random.Random(0), word_share=0.3)
+    words = 0
+    for p, t in zip(problems, texts, strict=True):
+        digits = t.endswith(f"The answer is {p.reference}.{COMPLETION_CLOSE}")
+        word = t.endswith(f"The answer is {NUMBER_WORDS[int(p.reference)]}.{COMPLETION_CLOSE}")
+        assert digits != word  # the reference, in exactly one of its two forms
+        words += word
+    assert 0.2 < words / len(problems) < 0.4
