@@ -63,6 +63,10 @@ def test_each_mode_trains(models, tmp_path, mode, monkeypatch, digits_train_conf
         "seconds/policy_update",
     ):
         assert all(key in r for r in rows), key
+    # TRL's own logged values join each step's row (logging_steps is 1), beside cooper's, not instead of them
+    for key in ("train/loss", "train/entropy", "train/grad_norm", "train/completions/mean_length"):
+        assert all(isinstance(r.get(key), float) for r in rows), key
+    assert not any(k.startswith("train/reward/") for r in rows for k in r)  # cooper's keys are not repeated
     if mode != "rule":
         assert all("reward/rm_mean" in r and "reward/hacking_gap" in r for r in rows)
         r = rows[-1]
@@ -230,3 +234,23 @@ def test_negatives_from_each_source_gives_one_pair_per_source(
             output_dir=str(tmp_path),
             data={"files": [str(DIGITS)]},
         )
+
+
+def test_trl_logs_join_only_the_steps_trl_logs(models, tmp_path, digits_train_config, monkeypatch):
+    """With grpo.logging_steps 2, every step still has its row, in order; TRL's values are on the logged steps."""
+    from cooper.train import CooperCallbackMixin
+
+    logged: list[int] = []
+    real_on_log = CooperCallbackMixin.on_log
+
+    def spy(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            logged.append(state.global_step)
+        return real_on_log(self, args, state, control, logs=logs, **kw)
+
+    monkeypatch.setattr(CooperCallbackMixin, "on_log", spy)
+    train(digits_train_config(tmp_path, "rule", logging_steps=2))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert 2 in logged and 1 not in logged
+    assert [("train/loss" in r) for r in rows] == [r["step"] in logged for r in rows]

@@ -263,6 +263,11 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 class CooperCallbackMixin:
     """metrics.jsonl every step, the hacking-gap warning, and the RM state in every checkpoint.
 
+    A step's row is written once TRL has logged that step (``on_log`` follows ``on_step_end``), with TRL's own
+    values (loss, kl, entropy, grad_norm, completion lengths, clip ratios: averaged by TRL over the steps since its
+    last log) added as ``train/<key>``; on steps TRL does not log (``grpo.logging_steps`` > 1) it is written at the
+    next step, save or the end of training, always before that step's checkpoint.
+
     Combined with ``transformers.TrainerCallback`` by :func:`cooper_callback` (so importing this module
     does not import transformers).
     """
@@ -275,8 +280,10 @@ class CooperCallbackMixin:
         self.t_step = time.perf_counter()
         self.high_gap_steps = 0
         self.calls_seen = reward.calls
+        self.pending: dict[str, Any] | None = None  # this step's row, until TRL's log for the step joins it
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._flush()
         self.t_step = time.perf_counter()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -296,12 +303,31 @@ class CooperCallbackMixin:
         seconds["step"] = now - self.t_step
         row.update({f"seconds/{k}": v for k, v in seconds.items()})
         self._monitor(row)
-        if (
-            self.is_main
-        ):  # strict JSON: a non-finite value (e.g. the loss of an all-skipped RM update) is null
-            clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
-            with self.metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(clean, allow_nan=False) + "\n")
+        self._flush()
+        self.pending = row if self.is_main else None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
+        row = self.pending
+        if row is None or row["step"] != state.global_step or not logs:
+            return  # an eval log, or the end-of-training summary after the last row was written
+        for key, value in logs.items():
+            # TRL also logs cooper's own reward metrics (through log_metric); the row has them already
+            if key not in row and isinstance(value, (int, float)) and not isinstance(value, bool):
+                row[f"train/{key}"] = value
+        self._flush()
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        """Append the pending row; strict JSON: a non-finite value (e.g. the loss of an all-skipped RM update)
+        is null."""
+        row, self.pending = self.pending, None
+        if row is None:
+            return
+        clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+        with self.metrics_path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(clean, allow_nan=False) + "\n")
 
     def _monitor(self, row: dict[str, Any]) -> None:
         gap = row.get("reward/hacking_gap")
@@ -320,6 +346,7 @@ class CooperCallbackMixin:
             )
 
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._flush()  # the step's row before its checkpoint: a resume cuts metrics.jsonl back to the checkpoint
         if self.is_main:
             save_reward_state(self.reward, Path(args.output_dir) / f"checkpoint-{state.global_step}")
             rotate_checkpoints(args.output_dir, self.cfg.grpo.get("save_total_limit"))
