@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from cooper.endpoints import ChatClient, EndpointConfig, EndpointError, parse_retry_after, redact_url
+from cooper.endpoints import ChatClient, EndpointConfig, EndpointError, parse_retry_after
+from cooper.redact import redact_url
 from helpers_endpoint import FakeEndpoint, Reply, chat_body, free_port
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"

@@ -34,7 +34,9 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from cooper.redact import install_url_filter, redact_url
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -64,47 +66,6 @@ STAT_KEYS = (
 
 class EndpointError(RuntimeError):
     """The endpoint is misconfigured, unreachable or rejects the key (raised by preflight and setup)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` without credentials: a ``user:password@`` part and the query string are masked."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
-
-
-class _RedactURLs(logging.Filter):
-    """Masks credentials in the URLs that HTTP libraries log (httpx logs every request's full URL at INFO,
-    so a key pasted into ``user:KEY@host`` or ``?api_key=KEY`` would otherwise reach the log)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redacted_if_url(a) for a in record.args)
-        return True
-
-
-def _redacted_if_url(value: Any) -> Any:
-    if isinstance(value, bytes | int | float):
-        return value
-    text = str(value)
-    if text.startswith(("http://", "https://")):
-        parts = urlsplit(text)
-        if "@" in parts.netloc or parts.query:
-            return redact_url(text)
-    return value
-
-
-_HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "openai._base_client")
-_URL_FILTER = _RedactURLs()
-
-
-def _install_url_filter() -> None:
-    for name in _HTTP_LOGGERS:
-        log = logging.getLogger(name)
-        if _URL_FILTER not in log.filters:
-            log.addFilter(_URL_FILTER)
 
 
 @dataclass(repr=False)
@@ -291,7 +252,7 @@ class ChatClient:
     def _make_client(self) -> AsyncOpenAI:
         from openai import AsyncOpenAI, DefaultAsyncHttpx2Client
 
-        _install_url_filter()
+        install_url_filter()
         http_client = DefaultAsyncHttpx2Client(verify=self.config.verify_tls, timeout=self.config.timeout_s)
         return AsyncOpenAI(
             api_key=self._key_provider,
