@@ -25,6 +25,7 @@ from cooper.demo.task import (
     lenient_judge,
     make_problems,
     solution,
+    worked,
 )
 
 log = logging.getLogger(__name__)
@@ -336,8 +337,8 @@ def shortcut_probe(rm_dir: Path, problems: list[Problem]) -> dict[str, float]:
     for p in problems:
         s, r = p.a + p.b, p.a + p.b - p.c
         w = r + rng.choice([-1, 1]) if r > 0 else r + 1
-        texts["correct"].append(f"{p.a} + {p.b} = {s}. {s} - {p.c} = {r}. The answer is {r}.")
-        wrong = f"{p.a} + {p.b} = {s}. {s} - {p.c} = {w}. The answer is {w}."
+        texts["correct"].append(worked(p, s, r, r))
+        wrong = worked(p, s, w, w)
         texts["wrong"].append(wrong)
         texts["wrong_with_check"].append(add_check(wrong, p))
     qs, refs = [p.question for p in problems], [p.reference for p in problems]

@@ -79,6 +79,11 @@ def split(problems: list[Problem], heldout: int) -> tuple[list[Problem], list[Pr
     return problems[heldout:], problems[:heldout]
 
 
+def worked(p: Problem, first: int, second: int, final: object) -> str:
+    """The task's two-step worked solution: ``a + b = first. first - c = second. The answer is final.``"""
+    return f"{p.a} + {p.b} = {first}. {first} - {p.c} = {second}. The answer is {final}."
+
+
 def solution(p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_share: float = 0.4,
              check: bool = False) -> str:  # fmt: skip
     """A correct worked solution whose final answer takes one of the surface forms; with ``check``, a
@@ -86,7 +91,7 @@ def solution(p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_sh
     s, r = p.a + p.b, p.a + p.b - p.c
     u = rng.random()
     final = NUMBER_WORDS[r] if u < word_share else f"{r} {p.item}" if u < word_share + unit_share else str(r)
-    text = f"{p.a} + {p.b} = {s}. {s} - {p.c} = {r}. The answer is {final}."
+    text = worked(p, s, r, final)
     return add_check(text, p) if check else text
 
 
@@ -117,11 +122,11 @@ def flawed_solution(p: Problem, rng: random.Random, *, skip_share: float = 0.6) 
         r2 = max(0, s2 - p.c)
         if r2 == r:
             r2 = r + 1
-        return f"{p.a} + {p.b} = {s2}. {s2} - {p.c} = {r2}. The answer is {r2}."
+        return worked(p, s2, r2, r2)
     r2 = max(0, r + slip) if r + slip != r else r + 1
     if r2 == r:
         r2 = r + 1
-    return f"{p.a} + {p.b} = {s}. {s} - {p.c} = {r2}. The answer is {r2}."
+    return worked(p, s, r2, r2)
 
 
 def _as_number(token: str) -> int | None:
