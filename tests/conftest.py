@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cooper.tiny import TinyPaths, tiny_models
+from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 
 @pytest.fixture(scope="session")
@@ -16,10 +17,6 @@ def tiny_paths(tmp_path_factory: pytest.TempPathFactory) -> TinyPaths:
     """The default tiny tokenizer, policy and reward model, built once per session (read them, don't
     modify them: copy a directory first)."""
     return tiny_models(tmp_path_factory.getbasetemp() / "tiny-models")
-
-
-DIGITS = Path(__file__).resolve().parent.parent / "configs" / "data" / "digits.jsonl"
-DIGITS_INSTRUCTION = "Answer with the digit."
 
 
 @pytest.fixture(scope="session")

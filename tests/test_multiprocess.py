@@ -20,11 +20,10 @@ import pytest
 import torch
 
 from cooper.cooper import group_indices
+from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "mp_worker.py"
-DIGITS = REPO / "configs" / "data" / "digits.jsonl"
-INSTRUCTION = "Answer with the digit."
 WORLD = 2
 NUM_GENERATIONS = 8
 PER_DEVICE = 12  # 2 x 12 = 24 completions = 3 groups of 8: rank 0 holds 8 + 4, rank 1 holds 4 + 8
@@ -100,7 +99,7 @@ def two_rank_run(tiny_paths, digits_policy, tmp_path_factory, one_torch_thread):
             {
                 "output_dir": str(root / "run"),
                 "policy": str(digits_policy),
-                "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 32},
+                "data": {"files": [str(DIGITS)], "instruction": DIGITS_INSTRUCTION, "limit": 32},
                 "reward": {"mode": "cooper", "rm": str(tiny_paths.rm_dir), "rm_max_length": 128},
                 # policy negatives first: they are other rollouts of the group, possibly from the other rank;
                 # mini_batch_size 1: every RM mini-batch of 2 pairs splits across the ranks

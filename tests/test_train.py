@@ -13,10 +13,7 @@ from safetensors.torch import load_file
 from cooper.data import DataError
 from cooper.train import latest_checkpoint, load_prompts, train
 from cooper.train_config import load_config, parse_overrides
-
-REPO = Path(__file__).resolve().parent.parent
-DIGITS = REPO / "configs" / "data" / "digits.jsonl"
-INSTRUCTION = "Answer with the digit."
+from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 pytestmark = pytest.mark.slow
 
@@ -191,7 +188,7 @@ def test_cli_train_and_plot(models, tmp_path, capsys):
             [
                 f"output_dir: {tmp_path / 'run'}",
                 f"policy: {models['policy']}",
-                f"data: {{files: [{DIGITS}], limit: 8, instruction: '{INSTRUCTION}'}}",
+                f"data: {{files: [{DIGITS}], limit: 8, instruction: '{DIGITS_INSTRUCTION}'}}",
                 f"reward: {{mode: cooper, rm: {models['rm']}, rm_max_length: 128}}",
                 "grpo: {per_device_train_batch_size: 8, num_generations: 4, max_completion_length: 8}",
             ]
@@ -236,7 +233,7 @@ def test_negatives_from_each_source_gives_one_pair_per_source(
         )
 
 
-def test_trl_logs_join_only_the_steps_trl_logs(models, tmp_path, digits_train_config, monkeypatch):
+def test_trl_logs_join_only_the_steps_trl_logs(tmp_path, digits_train_config, monkeypatch):
     """With grpo.logging_steps 2, every step still has its row, in order; TRL's values are on the logged steps."""
     from cooper.train import CooperCallbackMixin
 

@@ -19,9 +19,7 @@ import pytest
 from cooper.io import read_jsonl
 from cooper.tiny import TinyPaths
 from faults.killer import Child, complete_lines
-
-REPO = Path(__file__).resolve().parents[2]
-DIGITS = REPO / "configs" / "data" / "digits.jsonl"
+from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +32,7 @@ def _write_config(path: Path, out: Path, tiny: TinyPaths, mode: str, **grpo: Any
         "output_dir": str(out),
         "policy": str(tiny.policy_dir),
         "seed": 0,
-        "data": {"files": [str(DIGITS)], "instruction": "Answer with the digit.", "limit": 16},
+        "data": {"files": [str(DIGITS)], "instruction": DIGITS_INSTRUCTION, "limit": 16},
         "reward": {"mode": mode, "rm": None if mode == "rule" else str(tiny.rm_dir), "rm_max_length": 96},
         "cooper": {"rm_update": {"learning_rate": 1e-3}},
         "monitor": {"plot": False},

@@ -23,12 +23,11 @@ from typing import Any
 import pytest
 
 from cooper.cli import main
+from helpers_data import DIGITS, DIGITS_INSTRUCTION
 from helpers_endpoint import FakeEndpoint, Reply, chat_body
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "cooper"
-DIGITS = REPO / "configs" / "data" / "digits.jsonl"
-INSTRUCTION = "Answer with the digit."
 KEY_ENV = "COOPER_FAULTS_TEST_KEY"
 
 
@@ -75,7 +74,7 @@ def test_train_with_assistant_negatives_never_writes_the_key(
         cfg = {
             "output_dir": str(out),
             "policy": str(digits_policy),
-            "data": {"files": [str(DIGITS)], "instruction": INSTRUCTION, "limit": 16},
+            "data": {"files": [str(DIGITS)], "instruction": DIGITS_INSTRUCTION, "limit": 16},
             "reward": {"mode": "cooper", "rm": str(tiny_paths.rm_dir), "rm_max_length": 128},
             "cooper": {
                 "negatives": ["assistant", "perturb"],
