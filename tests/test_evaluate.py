@@ -209,6 +209,55 @@ def test_sampling_is_reproducible(engine: TransformersEngine) -> None:
     assert one == two and len(set(one)) > 1
 
 
+def test_sampling_with_a_one_token_nucleus_is_greedy(sharp_dir: Path) -> None:
+    eng = TransformersEngine(sharp_dir, device="cpu", batch_size=4)
+    rows = load_benchmark("gsm8k", limit=6)
+    prompts = [
+        p.ids for p in encode_prompts(eng.tokenizer, [r["question"] for r in rows], PromptTemplate(), None)
+    ]
+    keys = [str(i) for i in range(len(rows))]
+
+    def texts(settings: SamplingSettings) -> list[str]:
+        got = {
+            pos: c.text
+            for ps, cs in eng.generate(prompts, keys, settings)
+            for pos, c in zip(ps, cs, strict=True)
+        }
+        return [got[i] for i in range(len(rows))]
+
+    greedy = texts(SamplingSettings(n=1, temperature=0, max_new_tokens=10))
+    assert texts(SamplingSettings(n=1, temperature=0.7, top_p=1e-9, max_new_tokens=10, seed=5)) == greedy
+    assert texts(SamplingSettings(n=1, temperature=1.0, top_p=1.0, max_new_tokens=10, seed=5)) != greedy
+
+
+def test_first_token_frequencies_follow_the_model(sharp_dir: Path) -> None:
+    """1,024 one-token samples of one prompt at T=1, top-p=1: each token's share is within 4 standard
+    errors of the model's own probability for it."""
+    import torch
+
+    eng = TransformersEngine(sharp_dir, device="cpu", batch_size=256)
+    ids = encode_prompts(eng.tokenizer, ["What is 2 + 3?"], PromptTemplate(), None)[0].ids
+    n = 1024
+    settings = SamplingSettings(n=1, temperature=1.0, top_p=1.0, max_new_tokens=1, seed=0)
+    counts: dict[str, int] = {}
+    for _, completions in eng.generate([ids] * n, [f"q/{k}" for k in range(n)], settings):
+        for c in completions:
+            counts[c.text] = counts.get(c.text, 0) + 1
+    with torch.no_grad():
+        probs = eng.model(torch.tensor([ids])).logits[0, -1].softmax(-1)
+    # A completion of one token is known by its text: only tokens whose text no other token has count
+    # (byte pieces of a character all decode to U+FFFD).
+    texts = [eng.tokenizer.decode([t], skip_special_tokens=True) for t in range(len(probs))]
+    unique = [
+        t for t in range(len(probs)) if texts[t] and texts.count(texts[t]) == 1 and t not in eng.eos_ids
+    ]
+    checked = sorted(unique, key=lambda t: -probs[t].item())[:5]
+    assert probs[checked[0]] > 0.05  # the sharpened model has likely tokens to count
+    for token in checked:
+        p, share = probs[token].item(), counts.get(texts[token], 0) / n
+        assert abs(share - p) <= 4 * (p * (1 - p) / n) ** 0.5 + 1e-3, (texts[token], share, p)
+
+
 def test_over_long_prompt_is_truncated_from_the_left(engine: TransformersEngine, tmp_path: Path) -> None:
     question = "Count the apples in this long story. " * 300 + "What is the final number?"
     full = encode_prompts(engine.tokenizer, [question], PromptTemplate(), None)[0]

@@ -6,9 +6,11 @@
   question and the generation prompt are, is kept), counting every truncation.
 * :class:`TransformersEngine` samples with ``model.generate``: left padding, KV cache, batches of prompts
   sorted by token length (longest first, so less padding and an out-of-memory error shows up on the first
-  batch), results handed back with their original positions. Each batch is sampled under
-  ``torch.manual_seed`` of a hash of (seed, the batch's sample keys), inside ``torch.random.fork_rng``: the
-  same command gives the same samples, and the caller's RNG is left alone.
+  batch), results handed back with their original positions. Temperature, top-p and the draw are done by
+  :class:`cooper.sampling.NucleusSampler` (the same nucleus as transformers' warpers, without sorting the
+  vocabulary or a ``torch.multinomial`` per step) with its own ``torch.Generator``, seeded per batch with
+  a hash of (seed, the batch's sample keys): the same command gives the same samples, and the caller's RNG
+  is left alone.
 * :class:`VLLMEngine` does the same through ``vllm.LLM.generate`` with one ``SamplingParams(n=1, seed=…)``
   per sample, so every sample has its own seed. vLLM is imported lazily and is **untested here** (no GPU
   and no vLLM in CI): it is written against vLLM's documented ``LLM`` / ``SamplingParams`` /
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cooper.models import ModelLoadError, check_model_dir
+from cooper.sampling import NucleusSampler
 
 logger = logging.getLogger(__name__)
 
@@ -253,20 +256,28 @@ class TransformersEngine:
     def _generation_config(self, settings: SamplingSettings) -> Any:
         from transformers import GenerationConfig
 
-        # Every sampling knob is set explicitly: unset ones would be filled from the model's own
-        # generation_config.json (e.g. Qwen's top_k=20, repetition_penalty=1.05), changing the protocol.
-        sampling = dict(temperature=settings.temperature, top_p=settings.top_p) if not settings.greedy else {}
+        # Greedy for transformers in both modes: when sampling, cooper.sampling.NucleusSampler (a logits
+        # processor) applies temperature and top-p and draws the token, and the argmax picks it. Every knob
+        # is set explicitly: unset ones would be filled from the model's own generation_config.json (e.g.
+        # Qwen's top_k=20, repetition_penalty=1.05), changing the protocol.
         return GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
-            do_sample=not settings.greedy,
-            top_k=0 if not settings.greedy else None,
+            do_sample=False,
             repetition_penalty=1.0,
             num_beams=1,
             use_cache=True,
             eos_token_id=self.eos_ids or None,
             pad_token_id=self.pad_id,
-            **sampling,
         )
+
+    def _logits_processors(self, settings: SamplingSettings, seed: int) -> Any:
+        import torch
+        from transformers import LogitsProcessorList
+
+        if settings.greedy:
+            return LogitsProcessorList()
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        return LogitsProcessorList([NucleusSampler(settings.temperature, settings.top_p, generator)])
 
     def _batch(self, prompts: list[list[int]], settings: SamplingSettings, seed: int) -> list[Completion]:
         import torch
@@ -277,16 +288,12 @@ class TransformersEngine:
         for row, ids in enumerate(prompts):  # left padding: the prompt ends where generation starts
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             attention_mask[row, width - len(ids) :] = 1
-        devices = []  # CUDA devices whose RNG state fork_rng saves and restores (by index)
-        if self.device.startswith("cuda"):
-            index = torch.device(self.device).index
-            devices = [index if index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            torch.manual_seed(seed)
+        with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 generation_config=self._generation_config(settings),
+                logits_processor=self._logits_processors(settings, seed),
             )
         completions = []
         eos = set(self.eos_ids)
