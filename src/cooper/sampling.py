@@ -53,31 +53,31 @@ class TemperatureTopP:
         self._flat_first = False
 
     def __call__(self, input_ids: Any, scores: torch.Tensor) -> torch.Tensor:
-        if self.temperature != 1.0:
-            scores = scores / self.temperature
+        tempered = scores / self.temperature if self.temperature != 1.0 else scores
         if self.top_p >= 1.0:
-            return scores
-        return scores.masked_fill(self.removed(scores), float("-inf"))
+            return tempered
+        return tempered.masked_fill(self.removed(tempered.float().softmax(dim=-1)), float("-inf"))
 
-    def removed(self, scores: torch.Tensor) -> torch.Tensor:
-        """Boolean mask, the shape of ``scores`` (rows x vocabulary), of the tokens outside the nucleus."""
+    def removed(self, probs: torch.Tensor) -> torch.Tensor:
+        """Boolean mask, the shape of ``probs`` (rows x vocabulary, each row a distribution), of the tokens
+        outside the nucleus."""
         import torch
 
-        probs = scores.float().softmax(dim=-1)
-        n_rows = probs.shape[0]
-        remove = torch.zeros_like(probs, dtype=torch.bool)
-        rows = torch.arange(n_rows, device=probs.device)
         # The probe that settled most rows last time goes first; the other one and the sort only see the
         # rows left. (One direction per call also matters on CPU: topk of the largest and then of the
         # smallest values, alternately, measured several times slower than either repeated.)
         probes = [self._flat, self._peaked] if self._flat_first else [self._peaked, self._flat]
-        for i, probe in enumerate([*probes, self._sorted]):
-            sub = probs if rows.numel() == n_rows else probs[rows]
-            settled, sub_remove = probe(sub)
-            remove[rows[settled]] = sub_remove[settled]
-            if i == 0 and int(settled.sum()) * 2 < n_rows:
-                self._flat_first = not self._flat_first
-            rows = rows[~settled]
+        settled, remove = probes[0](probs)
+        n_rows = probs.shape[0]
+        if bool(settled.all()):  # the usual case: one topk settles the batch
+            return remove
+        if int(settled.sum()) * 2 < n_rows:
+            self._flat_first = not self._flat_first
+        rows = torch.arange(n_rows, device=probs.device)[~settled]
+        for probe in (probes[1], self._sorted):
+            sub_settled, sub_remove = probe(probs[rows])
+            remove[rows[sub_settled]] = sub_remove[sub_settled]
+            rows = rows[~sub_settled]
             if not rows.numel():
                 break
         return remove
@@ -128,10 +128,14 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch
 
     cdf = probs.cumsum(dim=-1)
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)
-    token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
-    # u * total can round up to the total itself; the last token of positive probability is then meant
-    last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).to(torch.int8).argmax(dim=-1)
-    return torch.minimum(token, last)
+    token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+    # u * total can round up to the total itself: the index then points past the end, or, clamped, at a
+    # token of probability 0 after the last possible one, which is what was meant
+    stray = probs.gather(-1, token.unsqueeze(-1)).squeeze(-1) == 0
+    if bool(stray.any()):
+        last = probs.shape[-1] - 1 - (probs.flip(-1) > 0).to(torch.int8).argmax(dim=-1)
+        token = torch.where(stray, last, token)
+    return token
 
 
 class NucleusSampler(TemperatureTopP):
@@ -146,7 +150,8 @@ class NucleusSampler(TemperatureTopP):
         self.generator = generator
 
     def __call__(self, input_ids: Any, scores: torch.Tensor) -> torch.Tensor:
-        filtered = super().__call__(input_ids, scores)
-        token = draw(filtered.float().softmax(dim=-1), self.generator)
-        out = filtered.new_full(filtered.shape, float("-inf"))
-        return out.scatter_(-1, token.unsqueeze(-1), 0.0)
+        probs = (scores.float() / self.temperature).softmax(dim=-1)
+        if self.top_p < 1.0:
+            probs = probs.masked_fill(self.removed(probs), 0.0)  # draw() needs no renormalising
+        token = draw(probs, self.generator)
+        return scores.new_full(scores.shape, float("-inf")).scatter_(-1, token.unsqueeze(-1), 0.0)
