@@ -231,8 +231,8 @@ class TransformersEngine:
             raise ModelLoadError(f"could not load the model from {path}: {type(e).__name__}: {e}") from e
         self.model = model.to(self.device).eval()
         self.max_context = _max_context(model.config)
-        # CPU 32: on the 2-core test machine the tiny policy's length-sorted eval ran 5,622 tok/s at 32, 5,091 at
-        # 16 and 5,011 at 64 (bench/eval_throughput.py --batch-size N)
+        # CPU 32: on the 2-core test machine the tiny policy's length-sorted eval ran 7,405 tok/s at 32, 6,855
+        # at 16 and 7,068 at 64 (bench/eval_throughput.py --batch-size N, docs/benchmarks.md)
         self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
         self.sort_by_length = sort_by_length
         gen = model.generation_config
