@@ -89,12 +89,10 @@ class TemperatureTopP:
 
         k = min(self.probe, probs.shape[-1])
         top, index = probs.topk(k, dim=-1)
-        keep = (top.cumsum(dim=-1) - top) < self.top_p
-        keep[:, 0] = True  # min_tokens_to_keep=1
         settled = top.sum(dim=-1) >= self.top_p
         if k == probs.shape[-1]:
             settled = torch.ones_like(settled)
-        return settled, ~torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, index, keep)
+        return settled, self._outside(top, index, probs)
 
     def _flat(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Walk the ``probe`` least probable tokens: one is cut while the mass up to it is <= 1 - top_p
@@ -114,10 +112,17 @@ class TemperatureTopP:
 
         self.sorted_rows += probs.shape[0]
         ordered, order = probs.sort(dim=-1, descending=True)
-        keep = (ordered.cumsum(dim=-1) - ordered) < self.top_p
-        keep[:, 0] = True
         settled = torch.ones(probs.shape[0], dtype=torch.bool, device=probs.device)
-        return settled, ~torch.zeros_like(keep).scatter_(-1, order, keep)
+        return settled, self._outside(ordered, order, probs)
+
+    def _outside(self, ordered: torch.Tensor, order: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """The removal mask, from a row's most probable tokens in descending order (``ordered`` values at
+        ``order`` indices): a token is kept while the mass before it is < top_p, and the first always."""
+        import torch
+
+        keep = (ordered.cumsum(dim=-1) - ordered) < self.top_p
+        keep[:, 0] = True  # min_tokens_to_keep=1
+        return ~torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, order, keep)
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
