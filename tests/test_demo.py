@@ -12,6 +12,7 @@ import pytest
 
 from cooper.demo.task import (
     CHECK_WORD,
+    INSTRUCTION,
     ITEMS,
     NUMBER_WORDS,
     add_check,
@@ -130,6 +131,23 @@ def test_quick_demo_writes_the_report(tmp_path):
     )
     assert "old" not in text and f"| final held-out accuracy | {report['sft_accuracy']:.3f} |" in text
     assert "(docs/demo/heldout_accuracy.png)" in text and report["narrative"] in text
+
+    # `cooper eval` takes the demo's held-out problems and a demo policy (the README's command, smaller)
+    held = [json.loads(line) for line in (out / "work" / "heldout.jsonl").read_text().splitlines()]
+    assert len(held) == report["heldout_problems"] and set(held[0]) == {"id", "question", "reference"}
+    ev = tmp_path / "eval"
+    args = ["--model", str(out / "work" / "sft"), "--data", str(out / "work" / "heldout.jsonl")]
+    args += ["--instruction", INSTRUCTION, "--n", "2", "--top-p", "1.0", "--max-new-tokens", "40"]
+    assert main(["eval", *args, "--limit", "5", "--out", str(ev)]) == 0
+    results = json.loads((ev / "results.json").read_text())
+    assert results["benchmarks"]["heldout"]["n_samples"] == 10
+    assert results["prompt"]["rendered"].endswith(
+        f"{{question}}\n{INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    samples = [json.loads(line) for line in (ev / "samples.jsonl").read_text().splitlines()]
+    assert {(s["problem_id"], s["reference"]) for s in samples} == {
+        (r["id"], r["reference"]) for r in held[:5]
+    }
 
 
 def test_readme_without_markers_is_an_error_and_left_alone(tmp_path):

@@ -313,6 +313,7 @@ def run_demo(
     paths = tiny_models(out / "work" / "tiny")
     train, held = P.build_task(s)
     train_file = write_jsonl(out / "work" / "train.jsonl", P.problem_rows(train))
+    write_jsonl(out / "work" / "heldout.jsonl", P.problem_rows(held))  # for `cooper eval --data`
 
     log.info("demo: phase 2/5 SFT warm start (%d steps)", s.sft_steps)
     sft_dir = P.sft_phase(paths.policy_dir, train, s, out / "work" / "sft")
