@@ -230,6 +230,30 @@ def test_sampling_with_a_one_token_nucleus_is_greedy(sharp_dir: Path) -> None:
     assert texts(SamplingSettings(n=1, temperature=1.0, top_p=1.0, max_new_tokens=10, seed=5)) != greedy
 
 
+def test_the_models_own_generation_config_changes_nothing(sharp_dir: Path, tmp_path: Path) -> None:
+    """A Qwen-style generation_config.json (sampling on, top_k 20, top_p 0.8, repetition penalty 1.05) must
+    not leak into the protocol: greedy and sampled outputs equal those of the same weights without it."""
+    import shutil
+
+    qwenlike = tmp_path / "qwenlike"
+    shutil.copytree(sharp_dir, qwenlike)
+    config = json.loads((qwenlike / "generation_config.json").read_text())
+    config.update(do_sample=True, temperature=0.9, top_p=0.8, top_k=20, repetition_penalty=1.05)
+    (qwenlike / "generation_config.json").write_text(json.dumps(config))
+    questions = ["What is 2 + 3?", "Ann has 4 eggs and buys 5 more. How many now?"]
+    outputs = []
+    for path in (sharp_dir, qwenlike):
+        eng = TransformersEngine(path, device="cpu", batch_size=2)
+        prompts = [p.ids for p in encode_prompts(eng.tokenizer, questions, PromptTemplate(), None)]
+        for settings in (
+            SamplingSettings(n=1, temperature=0, max_new_tokens=24),
+            SamplingSettings(n=1, max_new_tokens=24, seed=3),
+        ):
+            outputs.append([c.text for _, cs in eng.generate(prompts, ["a", "b"], settings) for c in cs])
+    assert outputs[:2] == outputs[2:]
+    assert outputs[0] != outputs[1]  # the sampled run is not greedy
+
+
 def test_first_token_frequencies_follow_the_model(sharp_dir: Path) -> None:
     """1,024 one-token samples of one prompt at T=1, top-p=1: each token's share is within 4 standard
     errors of the model's own probability for it."""
