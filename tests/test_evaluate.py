@@ -204,7 +204,11 @@ def test_sampling_is_reproducible(engine: TransformersEngine) -> None:
     prompts = encode_prompts(engine.tokenizer, ["What is 2 + 3?"] * 3, PromptTemplate(), None)
     keys = ["a/0", "a/1", "a/2"]
     settings = SamplingSettings(n=1, max_new_tokens=12, seed=7)
+    import torch
+
+    state = torch.get_rng_state()
     one = [c.text for _, cs in engine.generate([p.ids for p in prompts], keys, settings) for c in cs]
+    assert torch.equal(torch.get_rng_state(), state)  # sampling leaves the caller's global RNG alone
     two = [c.text for _, cs in engine.generate([p.ids for p in prompts], keys, settings) for c in cs]
     assert one == two and len(set(one)) > 1
 
