@@ -173,6 +173,16 @@ def test_length_sorted_batches() -> None:
         length_sorted_batches([1], 0)
 
 
+def _texts_in_input_order(
+    eng: TransformersEngine, prompts: list[list[int]], keys: list[str], settings: SamplingSettings
+) -> list[str]:
+    """Every prompt's completion text, put back in the prompts' order from the engine's batch order."""
+    got = {
+        pos: c.text for ps, cs in eng.generate(prompts, keys, settings) for pos, c in zip(ps, cs, strict=True)
+    }
+    return [got[i] for i in range(len(prompts))]
+
+
 def test_sorted_generation_restores_order(sharp_dir: Path) -> None:
     rows = load_benchmark("gsm8k", limit=10) + load_benchmark("olympiadbench", limit=2)
     settings = SamplingSettings(n=1, temperature=0, max_new_tokens=8)
@@ -188,12 +198,8 @@ def test_sorted_generation_restores_order(sharp_dir: Path) -> None:
             return original(p, s, seed)
 
         eng._batch = spy  # type: ignore[method-assign]
-        got: dict[int, str] = {}
-        for positions, completions in eng.generate(
-            [p.ids for p in prompts], [str(i) for i in range(len(rows))], settings
-        ):
-            got.update({pos: c.text for pos, c in zip(positions, completions, strict=True)})
-        outputs[(sort, batch_size)] = [got[i] for i in range(len(rows))]
+        keys = [str(i) for i in range(len(rows))]
+        outputs[(sort, batch_size)] = _texts_in_input_order(eng, [p.ids for p in prompts], keys, settings)
         if sort:  # longest first: every batch is no longer than the one before
             assert [max(w) for w in widths] == sorted((max(w) for w in widths), reverse=True)
     assert outputs[(True, 4)] == outputs[(False, 4)] == outputs[(False, 1)]
@@ -201,11 +207,11 @@ def test_sorted_generation_restores_order(sharp_dir: Path) -> None:
 
 
 def test_sampling_is_reproducible(engine: TransformersEngine) -> None:
+    import torch
+
     prompts = encode_prompts(engine.tokenizer, ["What is 2 + 3?"] * 3, PromptTemplate(), None)
     keys = ["a/0", "a/1", "a/2"]
     settings = SamplingSettings(n=1, max_new_tokens=12, seed=7)
-    import torch
-
     state = torch.get_rng_state()
     one = [c.text for _, cs in engine.generate([p.ids for p in prompts], keys, settings) for c in cs]
     assert torch.equal(torch.get_rng_state(), state)  # sampling leaves the caller's global RNG alone
@@ -222,12 +228,7 @@ def test_sampling_with_a_one_token_nucleus_is_greedy(sharp_dir: Path) -> None:
     keys = [str(i) for i in range(len(rows))]
 
     def texts(settings: SamplingSettings) -> list[str]:
-        got = {
-            pos: c.text
-            for ps, cs in eng.generate(prompts, keys, settings)
-            for pos, c in zip(ps, cs, strict=True)
-        }
-        return [got[i] for i in range(len(rows))]
+        return _texts_in_input_order(eng, prompts, keys, settings)
 
     greedy = texts(SamplingSettings(n=1, temperature=0, max_new_tokens=10))
     assert texts(SamplingSettings(n=1, temperature=0.7, top_p=1e-9, max_new_tokens=10, seed=5)) == greedy
