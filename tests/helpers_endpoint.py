@@ -81,6 +81,7 @@ class FakeEndpoint:
         self.seen: list[Seen] = []
         self.max_in_flight = 0
         self._in_flight = 0
+        self._open_connections = 0
         self._lock = threading.Lock()
         self._n_chat = 0
         outer = self
@@ -90,6 +91,18 @@ class FakeEndpoint:
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
+
+            def setup(self) -> None:
+                with outer._lock:
+                    outer._open_connections += 1
+                super().setup()
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    with outer._lock:
+                        outer._open_connections -= 1
 
             def _send(self, reply: Reply) -> None:
                 body = reply.body
@@ -155,6 +168,25 @@ class FakeEndpoint:
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
             self.url = f"https://127.0.0.1:{self.port}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def wait_idle(self, *, quiet_s: float = 0.3, timeout_s: float = 10.0) -> None:
+        """Block until no connection is open and no request arrived for ``quiet_s`` (bounded by ``timeout_s``).
+
+        A client killed mid-request can leave its last request in the socket buffers: the server records
+        it a moment after the client died. Call this before counting requests across such a kill.
+        """
+        deadline = time.monotonic() + timeout_s
+        last = (-1, -1)
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline:
+            with self._lock:
+                state = (len(self.seen), self._open_connections)
+            if state != last:
+                last, quiet_since = state, time.monotonic()
+            elif state[1] == 0 and time.monotonic() - quiet_since >= quiet_s:
+                return
+            time.sleep(0.01)
+        raise TimeoutError(f"fake endpoint still busy after {timeout_s}s: {last[1]} connection(s) open")
 
     @property
     def chat_requests(self) -> list[Seen]:
