@@ -236,14 +236,18 @@ def test_sampling_with_a_one_token_nucleus_is_greedy(sharp_dir: Path) -> None:
 
 
 def test_the_models_own_generation_config_changes_nothing(sharp_dir: Path, tmp_path: Path) -> None:
-    """A Qwen-style generation_config.json (sampling on, top_k 20, top_p 0.8, repetition penalty 1.05) must
-    not leak into the protocol: greedy and sampled outputs equal those of the same weights without it."""
+    """A Qwen-style generation_config.json (sampling on, top_k 20, top_p 0.8, repetition penalty 1.05), and
+    logits processors other models set (no-repeat n-grams, a minimum length, suppressed or biased tokens),
+    must not leak into the protocol: greedy and sampled outputs equal those of the same weights without it."""
     import shutil
 
     qwenlike = tmp_path / "qwenlike"
     shutil.copytree(sharp_dir, qwenlike)
     config = json.loads((qwenlike / "generation_config.json").read_text())
     config.update(do_sample=True, temperature=0.9, top_p=0.8, top_k=20, repetition_penalty=1.05)
+    config.update(
+        no_repeat_ngram_size=2, min_new_tokens=24, suppress_tokens=[5, 6], sequence_bias=[[[7], 3.0]]
+    )
     (qwenlike / "generation_config.json").write_text(json.dumps(config))
     questions = ["What is 2 + 3?", "Ann has 4 eggs and buys 5 more. How many now?"]
     outputs = []

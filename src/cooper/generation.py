@@ -214,7 +214,7 @@ class TransformersEngine:
         sort_by_length: bool = True,
     ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, GenerationConfig
 
         path = check_model_dir(model_path)
         self.device = _resolve_device(device)
@@ -244,6 +244,12 @@ class TransformersEngine:
         self.eos_ids = eos
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else gen.pad_token_id
         self.pad_id = pad if pad is not None else (eos[0] if eos else 0)
+        # The protocol is cooper's alone: generate() fills every knob left unset from the model's own
+        # generation_config.json (Qwen's top_k=20 and repetition_penalty=1.05, or a model's
+        # no_repeat_ngram_size, min_new_tokens, suppress_tokens, ...). Keep only its special-token ids.
+        model.generation_config = GenerationConfig(
+            bos_token_id=gen.bos_token_id, eos_token_id=self.eos_ids or None, pad_token_id=self.pad_id
+        )
         logger.info(
             "loaded %s on %s (%s), context %s, batch size %d",
             path,
@@ -257,9 +263,8 @@ class TransformersEngine:
         from transformers import GenerationConfig
 
         # Greedy for transformers in both modes: when sampling, cooper.sampling.NucleusSampler (a logits
-        # processor) applies temperature and top-p and draws the token, and the argmax picks it. Every knob
-        # is set explicitly: unset ones would be filled from the model's own generation_config.json (e.g.
-        # Qwen's top_k=20, repetition_penalty=1.05), changing the protocol.
+        # processor) applies temperature and top-p and draws the token, and the argmax picks it. The
+        # model's own generation config was replaced at load (__init__), so nothing else is applied.
         return GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
             do_sample=False,
