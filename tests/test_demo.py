@@ -21,6 +21,7 @@ from cooper.demo.task import (
     make_problems,
     solution,
 )
+from cooper.io import read_jsonl
 from cooper.verify import is_correct
 
 
@@ -133,7 +134,7 @@ def test_quick_demo_writes_the_report(tmp_path):
     assert "(docs/demo/heldout_accuracy.png)" in text and report["narrative"] in text
 
     # `cooper eval` takes the demo's held-out problems and a demo policy (the README's command, smaller)
-    held = [json.loads(line) for line in (out / "work" / "heldout.jsonl").read_text().splitlines()]
+    held = read_jsonl(out / "work" / "heldout.jsonl")
     assert len(held) == report["heldout_problems"] and set(held[0]) == {"id", "question", "reference"}
     ev = tmp_path / "eval"
     args = ["--model", str(out / "work" / "sft"), "--data", str(out / "work" / "heldout.jsonl")]
@@ -144,7 +145,7 @@ def test_quick_demo_writes_the_report(tmp_path):
     assert results["prompt"]["rendered"].endswith(
         f"{{question}}\n{INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n"
     )
-    samples = [json.loads(line) for line in (ev / "samples.jsonl").read_text().splitlines()]
+    samples = read_jsonl(ev / "samples.jsonl")
     assert {(s["problem_id"], s["reference"]) for s in samples} == {
         (r["id"], r["reference"]) for r in held[:5]
     }
