@@ -268,7 +268,6 @@ class TransformersEngine:
         return GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
             do_sample=False,
-            repetition_penalty=1.0,
             num_beams=1,
             use_cache=True,
             eos_token_id=self.eos_ids or None,
