@@ -436,10 +436,16 @@ def test_missing_or_broken_model_dir(policy_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text((policy_dir / "config.json").read_text())
+    with pytest.raises(
+        ModelLoadError, match="has a config.json but no weights"
+    ):  # the check every loader makes
+        evaluate(broken, ["gsm8k"], limit=1, device="cpu")
+    (broken / "model.safetensors").write_bytes((policy_dir / "model.safetensors").read_bytes())
     with pytest.raises(ModelLoadError, match="could not load the tokenizer"):
         evaluate(broken, ["gsm8k"], limit=1, device="cpu")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (broken / name).write_text((policy_dir / name).read_text())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelLoadError, match="could not load the model"):
         evaluate(broken, ["gsm8k"], limit=1, device="cpu")
 

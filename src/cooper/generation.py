@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cooper.models import ModelLoadError, check_model_dir
+from cooper.models import ModelLoadError, check_model_dir, load_errors
 from cooper.sampling import NucleusSampler
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ USER_TEMPLATE = "{question}\n{instruction}"
 ENGINES = ("auto", "transformers", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_VLLM_CHUNK = 1024  # requests handed to vLLM per call when no batch size is given
+DEFAULT_MAX_NEW_TOKENS = 2048  # the paper's completion budget, capped by default_max_new_tokens()
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class SamplingSettings:
     n: int = 8
     temperature: float = 0.7
     top_p: float = 0.95
-    max_new_tokens: int = 2048
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -134,6 +135,18 @@ class Completion:
     text: str
     n_tokens: int
     finish_reason: str  # "stop" (an end-of-sequence token) or "length" (max_new_tokens reached)
+
+
+def default_max_new_tokens(max_context: int | None) -> int:
+    """The completion budget when none is given: the paper's 2048, capped at half the model's context.
+
+    Half the context keeps room for a prompt as long as the completion and depends only on the model, so a
+    resumed run with the same model resolves the same value; prompts longer than the other half are cut
+    from the left (and counted) by :func:`encode_prompts`. ``None`` (context unknown) gives 2048.
+    """
+    if max_context is None:
+        return DEFAULT_MAX_NEW_TOKENS
+    return max(1, min(DEFAULT_MAX_NEW_TOKENS, max_context // 2))
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -227,7 +240,7 @@ class TransformersEngine:
             model = AutoModelForCausalLM.from_pretrained(
                 path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
             )
-        except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as e:
+        except load_errors() as e:
             raise ModelLoadError(f"could not load the model from {path}: {type(e).__name__}: {e}") from e
         self.model = model.to(self.device).eval()
         self.max_context = _max_context(model.config)

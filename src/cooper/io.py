@@ -11,6 +11,22 @@ from pathlib import Path
 from typing import Any
 
 
+def check_output_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
+    """``path`` as an output directory to write into: it may exist (as a directory) or not yet; a file at
+    ``path`` or at any folder above it is a ValueError naming ``flag``. Call it before loading any model, so
+    the mistake is reported at once, not after minutes of work. Creates nothing."""
+    p = Path(path).expanduser()
+    for node in (p, *p.parents):
+        if node.exists():
+            if not node.is_dir():
+                where = "" if node == p else f" (its parent {str(node)!r} is a file)"
+                raise ValueError(f"{flag} {str(p)!r} cannot be an output directory: it is a file{where}")
+            if not os.access(node, os.W_OK):
+                raise ValueError(f"{flag} {str(p)!r}: {str(node)!r} is not writable")
+            break
+    return p
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block succeeds and

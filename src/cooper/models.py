@@ -39,10 +39,24 @@ def check_model_dir(path: str | os.PathLike[str], kind: str = "model") -> Path:
             "(expected the output of save_pretrained)"
         )
     pickled = sorted(f.name for f in p.iterdir() if f.suffix in PICKLE_WEIGHT_SUFFIXES and f.is_file())
-    if pickled and not any(p.glob("*.safetensors")):
+    has_safetensors = any(p.glob("*.safetensors"))
+    if pickled and not has_safetensors:
         raise ModelDirError(
             f"{kind} directory {str(p)!r} holds only pickled weights ({', '.join(pickled[:3])}); cooper loads "
             "weights only from safetensors (a pickle can run code when loaded). Convert it once, in an "
             "environment you trust: load it with transformers and save_pretrained() it again"
         )
+    if not has_safetensors:
+        raise ModelDirError(
+            f"{kind} directory {str(p)!r} has a config.json but no weights (no *.safetensors file): an "
+            "incomplete copy or a save that was interrupted; save the model again with save_pretrained()"
+        )
     return p
+
+
+def load_errors() -> tuple[type[BaseException], ...]:
+    """What transformers' ``from_pretrained`` raises on a directory it cannot load (a corrupt or truncated
+    weight file included: safetensors has its own exception class), for loaders to turn into one message."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError, SafetensorError)
