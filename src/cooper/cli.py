@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import sys
 
 log = logging.getLogger("cooper")
@@ -22,6 +23,24 @@ SUBCOMMAND_MODULES: list[str] = [
     "cooper.evaluate",
     "cooper.annotate",
 ]
+
+
+def _reference_answer(value: str) -> str:
+    """``--reference``: any non-blank text (an empty reference would make every response 'wrong')."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"is empty ({value!r}): give the reference answer, e.g. -r 18")
+    return value
+
+
+def _timeout_seconds(value: str) -> float:
+    """``--timeout``: a finite number of seconds > 0."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {value!r}")
+    return seconds
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -47,11 +66,20 @@ def _register_verify(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "verify",
         help="check one response against a reference with the rule-based verifier",
-        description="Rule-based verdict (math-verify under a hardened wrapper). Exit code 0 = correct, 1 = wrong.",
+        description="Rule-based verdict (math-verify under a hardened wrapper). Exit codes: 0 = correct, "
+        "1 = wrong, 2 = bad input (an empty --reference, a --timeout that is not a positive number).",
     )
-    p.add_argument("--reference", "-r", required=True, help="reference answer, e.g. '18' or '\\frac{1}{3}'")
+    p.add_argument(
+        "--reference",
+        "-r",
+        required=True,
+        type=_reference_answer,
+        help="reference answer, e.g. '18' or '\\frac{1}{3}'",
+    )
     p.add_argument("--response", "-c", required=True, help="the completion text, or '-' to read stdin")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds before the verdict is False")
+    p.add_argument(
+        "--timeout", type=_timeout_seconds, default=5.0, help="seconds (> 0) before the verdict is False"
+    )
     p.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     p.set_defaults(func=_cmd_verify)
 

@@ -16,6 +16,7 @@ Generation lives in :mod:`cooper.generation`, scoring and metrics in :mod:`coope
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -37,12 +38,14 @@ from cooper.eval_metrics import (  # noqa: F401 (re-exported: the metrics lived 
 )
 from cooper.generation import (
     DEFAULT_INSTRUCTION,
+    DEFAULT_MAX_NEW_TOKENS,
     DTYPES,
     ENGINES,
     Engine,
     ModelLoadError,
     PromptTemplate,
     SamplingSettings,
+    default_max_new_tokens,
     encode_prompts,
     generate_samples,
     load_engine,
@@ -237,7 +240,7 @@ def evaluate(
     n: int = 8,
     temperature: float = 0.7,
     top_p: float = 0.95,
-    max_new_tokens: int = 2048,
+    max_new_tokens: int | None = None,
     seed: int = 0,
     limit: int | None = None,
     batch_size: int | None = None,
@@ -261,14 +264,19 @@ def evaluate(
     ``question`` and ``reference`` (``None``: the paper's five, or only ``data_files`` when given).
     ``engine``: ``"auto" | "transformers" | "vllm"`` or an already loaded engine (see
     :mod:`cooper.generation`). ``limit`` takes the first rows of each benchmark. With ``out_dir`` and
-    ``resume``, samples already in ``samples.jsonl`` are reused. Bad input raises :class:`EvalError` or
-    :class:`~cooper.generation.ModelLoadError` before any generation.
+    ``resume``, samples already in ``samples.jsonl`` are reused. ``max_new_tokens=None``: 2048, capped at
+    half the model's context (:func:`~cooper.generation.default_max_new_tokens`); the value used is logged
+    and recorded in the protocol. Bad input raises :class:`EvalError` or
+    :class:`~cooper.generation.ModelLoadError` before any generation (an unusable ``out_dir`` before the
+    model is loaded).
     """
     from cooper import __version__
-    from cooper.io import JsonlAppender, atomic_write_json, atomic_write_text, read_jsonl
+    from cooper.io import JsonlAppender, atomic_write_json, atomic_write_text, check_output_dir, read_jsonl
 
     try:
-        settings = SamplingSettings(n, temperature, top_p, max_new_tokens, seed)
+        given = DEFAULT_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
+        settings = SamplingSettings(n, temperature, top_p, given, seed)
+        out = check_output_dir(out_dir, "--out") if out_dir is not None else None
     except ValueError as e:
         raise EvalError(str(e)) from e
     if limit is not None and limit < 1:
@@ -286,6 +294,15 @@ def evaluate(
             trust_remote_code=trust_remote_code,
             batch_size=batch_size,
             seed=seed,
+        )
+    if max_new_tokens is None:
+        max_new_tokens = default_max_new_tokens(engine.max_context)
+        settings = dataclasses.replace(settings, max_new_tokens=max_new_tokens)
+        logger.info(
+            "max_new_tokens %d (default: %d, capped at half the model's context of %s tokens)",
+            max_new_tokens,
+            DEFAULT_MAX_NEW_TOKENS,
+            engine.max_context,
         )
     max_prompt = None if engine.max_context is None else engine.max_context - max_new_tokens
     if max_prompt is not None and max_prompt < 1:
@@ -312,7 +329,6 @@ def evaluate(
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "cooper_version": __version__,
     }
-    out = Path(out_dir) if out_dir is not None else None
     previous: dict[str, Row] = {}
     appender = None
     if out is not None:
@@ -387,7 +403,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=8, help="samples per problem (default 8)")
     p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95)")
-    p.add_argument("--max-new-tokens", type=int, default=2048, help="per completion (default 2048)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help=f"per completion (default {DEFAULT_MAX_NEW_TOKENS}, capped at half the model's context)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="first N problems of each benchmark")
     p.add_argument("--batch-size", type=int, help="sequences per generate call (default: CPU 32, GPU 64)")

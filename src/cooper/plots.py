@@ -17,31 +17,72 @@ PANELS = (
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The rows of ``run_dir/metrics.jsonl``; a torn last line (a run killed mid-write) is skipped with a
+    warning. A bad line elsewhere, or a file without rows, is a :class:`~cooper.rows.DataError` naming the
+    file (and line)."""
+    from cooper.rows import DataError
+
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no metrics.jsonl in {run_dir}: is it the output_dir of a cooper train run?")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid UTF-8 text ({e.reason} at byte {e.start})") from None
+    numbered = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
+    for n, line in numbered:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if n == numbered[-1][0]:
+                log.warning("%s line %d: skipping a torn last line (the run was stopped mid-write)", path, n)
+                break
+            raise DataError(f"{path} line {n}: invalid JSON: {e.msg} (column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no metrics rows (the file is empty): has the run logged a step yet?")
     return rows
 
 
+def _points(rows: list[dict], key: str) -> list[tuple[float, float]]:
+    """``(step, value)`` for the rows where both are numbers."""
+    number = int | float
+    return [
+        (r["step"], r[key])
+        for r in rows
+        if isinstance(r.get(key), number)
+        and isinstance(r.get("step"), number)
+        and not isinstance(r[key], bool)
+    ]
+
+
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write ``run_dir/plots/<metric>.png`` for each metric the run logged; returns the paths."""
+    """Write ``run_dir/plots/<metric>.png`` for each metric the run logged; returns the paths (none, with a
+    warning, when the run logged none of :data:`PANELS`)."""
+    from cooper.io import check_output_dir
+
+    rows = read_metrics(run_dir)
+    out_dir = check_output_dir(Path(run_dir) / "plots", "plots folder")
+    panels = [(key, title, points) for key, title in PANELS if (points := _points(rows, key))]
+    if not panels:
+        log.warning(
+            "%s: %d rows but none of the plotted metrics (%s) with a step: no plots written",
+            Path(run_dir) / "metrics.jsonl",
+            len(rows),
+            ", ".join(key for key, _ in PANELS),
+        )
+        return []
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = read_metrics(run_dir)
-    out_dir = Path(run_dir) / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for key, title in PANELS:
-        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
-        if not points:
-            continue
+    for key, title, points in panels:
         fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
         ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", linewidth=1)
         ax.set_xlabel("step")

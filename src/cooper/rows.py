@@ -51,7 +51,8 @@ def read_records(path: StrPath, *, columns: Iterable[str] = ()) -> list[tuple[st
         records = _read_parquet(path, list(columns))
     else:
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: a leading byte-order mark (saved by Windows editors and Excel) is dropped
+            text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not valid UTF-8 text ({e.reason} at byte {e.start})") from None
         records = _parse_json(path, text) if suffix == ".json" else _parse_jsonl(path, text)

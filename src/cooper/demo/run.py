@@ -400,7 +400,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument(
-        "--quick", action="store_true", help="a smoke run of a few minutes (does not show the effect)"
+        "--quick",
+        action="store_true",
+        help="a smoke run of about 20-30 s on 2 CPU cores (does not show the effect)",
     )
     p.add_argument("--seeds", type=int, default=3, help="RL seeds per arm (default 3)")
     p.add_argument(
