@@ -14,13 +14,17 @@ Files written to the output directory (all append-only and keyed by row id, so a
   abstentions are not asked again unless ``retry_abstentions``; endpoint failures are not logged (a rerun
   retries them);
 * ``generated.jsonl`` — completions sampled with ``--generator`` (ids ``{row_id}-s{k}``), reused on resume;
-* ``stats.json`` — written atomically (see :func:`annotate` for the keys).
+* ``stats.json`` — written atomically (see :func:`annotate` for the keys);
+* ``run.json`` — what made these results (:func:`run_record`: input paths and sha256, column renames, judge
+  model, generator settings), written first; ``cooper annotate`` refuses to resume from another input.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import time
@@ -29,9 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cooper.annotate_stats import print_stats, summarise
+from cooper.annotate_stats import abstention_warning, print_stats, summarise
 from cooper.endpoints import ChatClient, EndpointError, add_endpoint_args, endpoint_config_from_args, run_sync
-from cooper.io import JsonlAppender, atomic_path, atomic_write_json, read_jsonl
+from cooper.io import JsonlAppender, atomic_path, atomic_write_json, check_output_dir, read_jsonl
 from cooper.judge import (  # noqa: F401 (re-exported: the judge lived here before cooper.judge)
     JUDGE_SYSTEM,
     JUDGE_TEMPLATE,
@@ -130,26 +134,32 @@ def generate_completions(
     chat template; batches are left-padded, each seeded from ``seed`` and its sample ids. Completions are
     appended to ``out_path`` as ``{id: "{row_id}-s{k}", row_id, sample, question, reference, completion,
     source, finish_reason}``; ids already there are not generated again (resume). Returns the rows with
-    completions, in input order. Raises :class:`cooper.generation.ModelLoadError` for a bad model dir.
+    completions, in input order. Raises :class:`cooper.generation.ModelLoadError` for a bad model dir
+    (before ``out_path`` is created).
     """
     from cooper.generation import PromptTemplate, SamplingSettings, encode_prompts, load_engine
 
     settings = SamplingSettings(
         n=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
     )
-    with JsonlAppender(out_path) as store:
-        todo = [(r, k) for r in rows for k in range(samples) if f"{r['id']}-s{k}" not in store.done]
-        if todo:
-            start = time.perf_counter()
-            engine = load_engine(
-                model_dir, engine="transformers", trust_remote_code=trust_remote_code, batch_size=batch_size
-            )
-            budget = engine.max_context - max_new_tokens if engine.max_context else None
-            questions = list({r["id"]: r["question"] for r, _ in todo}.items())
-            encoded = encode_prompts(engine.tokenizer, [q for _, q in questions], PromptTemplate(), budget)
-            prompt_of = {row_id: e.ids for (row_id, _), e in zip(questions, encoded, strict=True)}
-            keys = [f"{r['id']}-s{k}" for r, k in todo]
-            prompts = [prompt_of[r["id"]] for r, _ in todo]
+    out_path = Path(out_path)
+    done: set[str] = set()
+    if out_path.exists():
+        with JsonlAppender(out_path) as previous:  # also drops a torn last line
+            done = previous.done
+    todo = [(r, k) for r in rows for k in range(samples) if f"{r['id']}-s{k}" not in done]
+    if todo:
+        start = time.perf_counter()
+        engine = load_engine(
+            model_dir, engine="transformers", trust_remote_code=trust_remote_code, batch_size=batch_size
+        )
+        budget = engine.max_context - max_new_tokens if engine.max_context else None
+        questions = list({r["id"]: r["question"] for r, _ in todo}.items())
+        encoded = encode_prompts(engine.tokenizer, [q for _, q in questions], PromptTemplate(), budget)
+        prompt_of = {row_id: e.ids for (row_id, _), e in zip(questions, encoded, strict=True)}
+        keys = [f"{r['id']}-s{k}" for r, k in todo]
+        prompts = [prompt_of[r["id"]] for r, _ in todo]
+        with JsonlAppender(out_path) as store:
             for positions, completions in engine.generate(prompts, keys, settings):
                 for pos, completion in zip(positions, completions, strict=True):
                     row, k = todo[pos]
@@ -159,9 +169,9 @@ def generate_completions(
                         | {"completion": completion.text, "source": row.get("source", "unknown")}
                         | {"finish_reason": completion.finish_reason}
                     )
-            logger.info("generated %d completions in %.1f s", len(todo), time.perf_counter() - start)
-        else:
-            logger.info("all %d x %d completions already in %s", len(rows), samples, out_path)
+        logger.info("generated %d completions in %.1f s", len(todo), time.perf_counter() - start)
+    else:
+        logger.info("all %d x %d completions already in %s", len(rows), samples, out_path)
     saved = {r["id"]: r for r in read_jsonl(out_path)}
     return [saved[f"{r['id']}-s{k}"] for r in rows for k in range(samples)]
 
@@ -319,31 +329,130 @@ def _write_parquet(jsonl_path: Path, parquet_path: Path) -> None:
 # --- command line --------------------------------------------------------------------------------------
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    """``cooper annotate``: exit 0 when done, 2 for bad input or an unusable endpoint (before any request
-    or generation), 3 when some rows were left unjudged by endpoint failures (rerun to retry them)."""
+RUN_RECORD = "run.json"
+_RESULT_FILES = ("generated.jsonl", "judged.jsonl", "annotated.jsonl", "disagreements.jsonl")
+
+
+def run_record(
+    data: Sequence[str | os.PathLike[str]],
+    *,
+    columns: dict[str, str],
+    judge_model: str,
+    generator: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What makes an annotation run's results (saved as ``OUT/run.json``): the input files (resolved path
+    and sha256 of the content), the column renames, the judge model and the generator settings."""
+    files = [{"path": str(Path(f).resolve()), "sha256": _sha256(Path(f))} for f in data]
+    return {"data": files, "columns": columns, "judge_model": judge_model, "generator": generator}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_run_record(out: Path, record: dict[str, Any]) -> None:
+    """ValueError when ``out`` holds results of a run with another input or settings (a rerun would mix
+    two datasets: row ids come from file names and line numbers). A run that left no results, or an
+    identical input under another folder (same file names and content), is fine. Writes nothing."""
+    results = [n for n in _RESULT_FILES if (out / n).is_file() and (out / n).stat().st_size > 0]
+    path = out / RUN_RECORD
+    where = f"--out {str(out)!r}"
+    if not results:
+        return
+    if not path.exists():
+        logger.warning(
+            "%s holds results but no %s (made by an older cooper): cannot check that they come from the "
+            "same input; resuming, and recording this run's input",
+            where,
+            RUN_RECORD,
+        )
+        return
     try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        differences = _differences(old, record)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(
+            f"{where}: cannot read {str(path)!r} ({type(e).__name__}), which says what input made the results "
+            f"there; use a new --out, or delete {str(out)!r} to start over"
+        ) from None
+    if differences:
+        raise ValueError(
+            f"{where} holds the results of another run ({'; '.join(differences)}); resuming would mix the "
+            f"two: use a new --out for this run, or delete {str(out)!r} to start over"
+        )
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two run records, each as 'it was made from X, this run Y'."""
+
+    def files(record: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted((Path(f["path"]).name, f["sha256"]) for f in record["data"])
+
+    def named(record: dict[str, Any]) -> str:
+        return ", ".join(f"{f['path']!r} (sha256 {f['sha256'][:12]})" for f in record["data"])
+
+    out = []
+    if files(old) != files(new):  # the same files elsewhere are the same rows (ids come from file names)
+        out.append(f"it was made from {named(old)}, this run reads {named(new)}")
+    for key, what in (
+        ("columns", "column renames"),
+        ("judge_model", "judge model"),
+        ("generator", "generator"),
+    ):
+        if old.get(key) != new.get(key):
+            out.append(f"it was made with {what} {old.get(key)!r}, this run with {new.get(key)!r}")
+    return out
+
+
+def _generator_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The checked ``--generator`` settings (ModelDirError / ValueError naming the flag), loading nothing."""
+    from cooper.generation import SamplingSettings
+    from cooper.models import check_model_dir
+
+    model = check_model_dir(args.generator, "--generator model")
+    try:
+        SamplingSettings(args.samples, args.temperature, args.top_p, args.max_new_tokens, args.seed)
+    except ValueError as e:
+        raise ValueError(f"--samples / --temperature / --top-p / --max-new-tokens: {e}") from None
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    settings = {k: getattr(args, k) for k in ("samples", "temperature", "top_p", "max_new_tokens", "seed")}
+    return {"model": str(model.resolve()), **settings}
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``cooper annotate``. Exit 0 when done; 2 for bad input, an unusable endpoint or an ``--out`` holding
+    another run's results (all checked before anything is written or asked); 3 when rows are left
+    unjudged: endpoint failures (rerun to retry them) or a judge that gave no verdict at all (fix the judge,
+    rerun with ``--retry-abstentions``)."""
+    from cooper.models import ModelLoadError
+
+    try:
+        out = check_output_dir(args.out, "--out")
+        columns = parse_columns(args.column)
         rows, skipped = load_input_rows(
-            args.data,
-            columns=parse_columns(args.column),
-            need_completion=args.generator is None,
-            skip_invalid=args.skip_invalid,
+            args.data, columns=columns, need_completion=args.generator is None, skip_invalid=args.skip_invalid
         )
         config = endpoint_config_from_args(args, "judge")
+        generator = _generator_settings(args) if args.generator is not None else None
+        record = run_record(args.data, columns=columns, judge_model=config.model, generator=generator)
+        check_run_record(out, record)
         client = ChatClient(config)
         client.preflight()
-    except (DataError, EndpointError, ValueError) as e:
+    except (DataError, EndpointError, ModelLoadError, ValueError, OSError) as e:
         logger.error("%s", e)
         return 2
+    atomic_write_json(out / RUN_RECORD, record)  # the first write: every check has passed
     extra: dict[str, Any] = {
         "invalid_rows_skipped": skipped,
         "input_rows": len(rows),
         "judge": config.describe(),
     }
-    out = Path(args.out)
     if args.generator is not None:
-        from cooper.generation import ModelLoadError
-
         try:
             rows = generate_completions(
                 rows,
@@ -371,12 +480,18 @@ def run_cli(args: argparse.Namespace) -> int:
         extra_stats=extra,
     )
     print_stats(stats)
+    code = 0
     if stats["judge_failures"]:
         logger.warning(
             "%d rows were not judged (endpoint failures); rerun to retry them", stats["judge_failures"]
         )
-        return 3
-    return 0
+        code = 3
+    warning = abstention_warning(stats, str(out))
+    if warning:
+        logger.warning("%s", warning)
+    if stats["judged"] and stats["abstentions"] == stats["judged"]:
+        code = 3  # no verdict at all: nothing was annotated
+    return code
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -388,8 +503,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Label completions with the rule verifier and a reference-based LLM judge (any OpenAI-compatible "
             "endpoint) and keep the rows where both agree: OUT/annotated.jsonl ({id, question, reference, "
             "completion, label, source}, ready for `cooper train-rm`), OUT/disagreements.jsonl, OUT/stats.json. "
-            "Resumable: a rerun skips ids already judged. Exit codes: 0 done, 2 bad input or unusable endpoint "
-            "(reported before any work), 3 some rows unjudged after endpoint failures (rerun to retry)."
+            "Resumable: a rerun into the same OUT skips ids already judged; OUT/run.json records the input "
+            "files (path, sha256) and settings, and a rerun with another input is refused. Exit codes: 0 done; "
+            "2 bad input, unusable endpoint or an OUT made from another input (reported before anything is "
+            "written); 3 rows left unjudged: some after endpoint failures (rerun to retry them), or all "
+            "because the judge never gave a verdict (check the judge, rerun with --retry-abstentions)."
         ),
     )
     p.add_argument(

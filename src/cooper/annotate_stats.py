@@ -49,6 +49,29 @@ def summarise(
     }
 
 
+ABSTENTION_WARN_FRACTION = 0.5  # warn when the judge abstained on more than this share of the judged rows
+
+
+def abstention_warning(stats: dict[str, Any], out_dir: str) -> str | None:
+    """A warning when the judge abstained on all or most judged rows (``None`` when it mostly decided):
+    how many, how few rows were kept, and what to do about it."""
+    judged, abstained = stats["judged"], stats["abstentions"]
+    if not abstained or abstained <= ABSTENTION_WARN_FRACTION * judged:
+        return None
+    hint = (
+        f"check the judge model and prompt (its replies are the 'judge_reply' fields of {out_dir}/judged.jsonl; "
+        "the last line must be exactly 'Final verdict: Yes' or 'Final verdict: No', and a larger "
+        "--judge-max-tokens helps if replies are cut off), then rerun with --retry-abstentions to ask again"
+    )
+    if abstained == judged:
+        return f"the judge abstained on all {judged} rows it judged (no verdict line), so no row was kept; {hint}"
+    kept = stats["kept_positive"] + stats["kept_negative"]
+    return (
+        f"the judge abstained on {abstained} of {judged} judged rows (no verdict line), so only {kept} rows "
+        f"were kept; {hint}"
+    )
+
+
 _SUMMARY = {
     "rows in": "rows_in",
     "judged (all runs)": "judged",

@@ -10,7 +10,7 @@ off, so that every attempt is made, timed and counted here:
   ``stats`` dict counting every outcome. It never raises for endpoint faults (HTTP errors, malformed JSON,
   empty content, timeouts, refused connections): the result is ``None`` after the last retry.
   :meth:`ChatClient.preflight` fails fast, with a clear :class:`EndpointError`, when the endpoint cannot be
-  reached or rejects the key; :meth:`ChatClient.chat_many` runs many conversations concurrently from
+  reached, rejects the key or answers a 5xx (after the retries); :meth:`ChatClient.chat_many` runs many conversations concurrently from
   synchronous code (also when the calling thread already runs an event loop).
 
 The API key is read from ``os.environ[config.key_env]`` when the client is built; it is only ever handed
@@ -391,17 +391,43 @@ class ChatClient:
     async def check(self) -> dict[str, Any]:
         """Check, with one quick ``GET {url}/models``, that the endpoint answers and accepts the key.
 
-        Raises :class:`EndpointError` when it cannot be reached in ``timeout_s``, refuses the connection or
-        rejects the key (401/403). Any other answer proves a server is there: an error status is logged
-        (some servers do not implement ``/models``), and a model list without ``model`` is warned about.
+        Raises :class:`EndpointError` when it cannot be reached in ``timeout_s``, refuses the connection,
+        rejects the key (401/403) or still answers a 5xx after ``max_retries`` retries (with the usual
+        backoff). Any other answer proves a working server: another error status is logged (some servers
+        do not implement ``/models``), and a model list without ``model`` is warned about.
         Returns ``{"url", "status", "models", "model_listed"}``; preflight requests are not in ``stats``.
         """
-        import openai
-
         cfg = self.config
         where = redact_url(cfg.url)
         info: dict[str, Any] = {"url": where, "status": None, "models": None, "model_listed": None}
         client = self._state().client
+        attempts = cfg.max_retries + 1
+        attempt = 0
+        while True:
+            try:
+                return await self._check_once(client, info)
+            except _Fault as fault:
+                # A 5xx fails the preflight rather than passing as "up". Servers without /models answer
+                # 404/405 (still "up", below); a 5xx means the server or the proxy in front of it is failing
+                # (502/503/504: the backend is down or still loading its model), and chat requests would
+                # then fail too: every row would cost max_retries attempts and end unjudged (exit 3) after a
+                # long wait. Retried like a chat request, so a server that is just starting gets its chance.
+                attempt += 1
+                if attempt == attempts:
+                    raise EndpointError(
+                        f"endpoint {where} is failing: GET /models answered {fault.detail} on {attempts} "
+                        "attempt(s); check the server (and any proxy in front of it) and its logs"
+                    ) from None
+                wait = self._backoff(attempt - 1, fault)
+                logger.info("GET %s/models answered %s; retrying in %.2f s", where, fault.detail, wait)
+                await self._sleep(wait)
+
+    async def _check_once(self, client: AsyncOpenAI, info: dict[str, Any]) -> dict[str, Any]:
+        """One ``GET /models`` for :meth:`check`; raises :class:`_Fault` for a 5xx (worth a retry)."""
+        import openai
+
+        cfg = self.config
+        where = info["url"]
         try:
             async with asyncio.timeout(cfg.timeout_s):
                 page = await client.models.list(extra_headers=self._extra_headers())
@@ -417,6 +443,9 @@ class ChatClient:
             if e.status_code in (401, 403):
                 key = f"the key from ${cfg.key_env}" if cfg.key_env else "requests without an API key"
                 raise EndpointError(f"endpoint {where} rejected {key} (HTTP {e.status_code})") from None
+            if e.status_code >= 500:
+                wait = parse_retry_after(e.response.headers)
+                raise _Fault("http_errors", f"HTTP {e.status_code}", wait_s=wait) from None
             logger.info("endpoint %s is up (GET /models answered HTTP %d)", where, e.status_code)
             return info
         except (ValueError, TypeError, openai.APIResponseValidationError) as e:
