@@ -9,6 +9,7 @@ positive; a negative is made for it (:mod:`cooper.negatives`); the RM takes a st
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,6 +101,11 @@ class RMUpdateConfig:
     pointwise_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        values = (self.learning_rate, self.weight_decay, self.max_grad_norm, self.pointwise_weight)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(
+                "rm_update: learning_rate, weight_decay, max_grad_norm and pointwise_weight must be finite"
+            )
         if self.learning_rate <= 0 or self.mini_batch_size <= 0 or self.epochs <= 0:
             raise ValueError("rm_update: learning_rate, mini_batch_size and epochs must be > 0")
         if self.warmup_steps < 0 or self.max_grad_norm < 0 or self.pointwise_weight < 0:

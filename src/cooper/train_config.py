@@ -8,12 +8,25 @@ DeepSpeed/FSDP, logging backends, checkpoint cadence are TRL's). Command-line ov
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import enum
+import math
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cooper.cooper import RMUpdateConfig
 from cooper.endpoints import EndpointConfig
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the file (or override), the key and value."""
+
 
 DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -51,6 +64,13 @@ class RewardConfig:
             raise ValueError(f"reward.mode must be rule, static_rm or cooper, got {self.mode!r}")
         if self.mode != "rule" and not self.rm:
             raise ValueError(f"reward.mode {self.mode} needs reward.rm (a VerifyRM directory)")
+        for name in ("rm_max_length", "rm_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"reward.{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.verifier_timeout_s) and self.verifier_timeout_s > 0):
+            raise ValueError(
+                f"reward.verifier_timeout_s must be a positive number, got {self.verifier_timeout_s}"
+            )
 
 
 # The assistant LLM endpoint for ``assistant`` negatives (any OpenAI-compatible chat server) is an
@@ -92,6 +112,15 @@ class MonitorConfig:
     patience: int = 5  # ... for this many consecutive steps
     plot: bool = True  # render PNGs of the run at the end
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.hacking_gap_threshold) and -1.0 <= self.hacking_gap_threshold <= 1.0):
+            raise ValueError(
+                f"monitor.hacking_gap_threshold must be in [-1, 1] (a difference of probabilities), "
+                f"got {self.hacking_gap_threshold}"
+            )
+        if self.patience < 1:
+            raise ValueError(f"monitor.patience must be >= 1 (steps), got {self.patience}")
+
 
 @dataclass
 class TrainConfig:
@@ -119,24 +148,178 @@ _SECTIONS = {
     "assistant": EndpointConfig,
     "rm_update": RMUpdateConfig,
 }
+# Fields that name input files or model directories: a relative path written in a config file is read
+# against that file's folder, so a config works from any current directory. ``output_dir`` is not among
+# them: like every command's ``--out``, it is relative to where the command runs.
+_INPUT_PATHS = {("policy",), ("reward", "rm"), ("data", "files"), ("data", "data_dir")}
+_NOT_PATHS = {"tiny"}  # the offline tiny models
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def _build(cls: type, values: Any, where: str, source: str) -> Any:
+    """``cls`` from the mapping ``values``; every value converted to its field's type (see :func:`convert`).
+    ``where`` is the section (``cooper.rm_update``), ``source`` the file the values came from."""
     if not isinstance(values, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(values).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+        raise ConfigError(f"{source}: section {where!r} must be a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
-        if key in _SECTIONS and value is not None and key != "grpo":
-            value = _build(_SECTIONS[key], value, f"{where}.{key}" if where else key)
-        kwargs[key] = value
+        if key not in names:
+            raise ConfigError(f"{source}: {_unknown_key(key, names, where)}")
+        dotted = f"{where}.{key}" if where else key
+        if key in _SECTIONS and value is not None:
+            kwargs[key] = _build(_SECTIONS[key], value, dotted, source)
+        elif key == "grpo":
+            kwargs[key] = convert_grpo(value, source)
+        else:
+            kwargs[key] = convert(value, hints[key], dotted, source)
     try:
         return cls(**kwargs)
-    except TypeError as e:
-        raise ValueError(f"{where or 'config'}: {e}") from None
+    except TypeError as e:  # a required key is missing
+        raise ConfigError(f"{source}: section {where or '(top level)'!r}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _unknown_key(key: str, valid: list[str], where: str) -> str:
+    section = f"section {where!r}" if where else "the top level"
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {key!r} in {section}{hint} (valid keys: {', '.join(sorted(valid))})"
+
+
+def convert(value: Any, hint: Any, key: str, source: str = "config") -> Any:
+    """``value`` as type ``hint`` (str, int, float, bool, a list or dict of those, ``X | None``, ``Any``).
+
+    YAML 1.1 reads ``1e-4`` as a string, so numbers written as text are converted (``"1e-4"`` -> 1e-4,
+    ``"10"`` -> 10); a value that cannot be converted is a :class:`ConfigError` naming the key and value.
+    """
+    try:
+        return _convert(value, hint)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {key} = {value!r} is not {_describe(hint)}") from None
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is object:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg)
+            except (TypeError, ValueError):
+                continue
+        raise ValueError(value)
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ValueError(value)
+    if origin is list:
+        items = [value] if isinstance(value, str) else value  # one file may be written without brackets
+        if not isinstance(items, list | tuple):
+            raise TypeError(value)
+        return [_convert(v, args[0]) if args else v for v in items]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        return {k: _convert(v, args[1]) if args else v for k, v in value.items()}
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise TypeError(value)
+    if hint is int:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        if isinstance(value, int):
+            return value
+        number = float(value) if isinstance(value, str | float) else None
+        if number is None or not math.isfinite(number) or not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise TypeError(value)
+        return float(value) if isinstance(value, str) else value  # an int is a float's value already
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError(value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    return value  # a type cooper does not convert: the component validates it
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(parts) + (" or null" if type(None) in args else "")
+    if origin is list:
+        return f"a list of {_describe(args[0])}s" if args else "a list"
+    if origin is dict:
+        return "a mapping"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, f"a {getattr(hint, '__name__', hint)}")
+
+
+def convert_grpo(values: Any, source: str = "config") -> dict[str, Any]:
+    """The ``grpo`` section checked against ``trl.GRPOConfig``'s fields: an unknown key is an error with the
+    closest valid one, and each value is converted to its field's type."""
+    from trl import GRPOConfig
+
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section 'grpo' must be a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(GRPOConfig) if f.init}
+    hints = typing.get_type_hints(GRPOConfig)
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: "
+                + _unknown_key(key, list(fields), "grpo").split(" (valid keys")[0]
+                + " (keys pass to trl.GRPOConfig)"
+            )
+        out[key] = convert(value, hints.get(key, Any), f"grpo.{key}", source)
+    return out
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: ``1e-4`` and ``5e3`` are numbers, not strings."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text (with YAML 1.2 floats); a syntax error is a :class:`ConfigError` naming file, line, column."""
+    try:
+        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        context = getattr(e, "context", None)
+        raise ConfigError(
+            f"{where}: YAML syntax error: {problem}" + (f" ({context})" if context else "")
+        ) from None
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -145,51 +328,83 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     for k in keys[:-1]:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
-            raise ValueError(f"override {dotted}: {k} is not a section")
+            raise ConfigError(f"override --{dotted}: {k} is not a section")
     node[keys[-1]] = value
 
 
 def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:
     """``['--reward.mode', 'rule', '--grpo.beta=0.01']`` -> ``[('reward.mode', 'rule'), ('grpo.beta', 0.01)]``."""
-    import yaml
-
     out: list[tuple[str, Any]] = []
     i = 0
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--") or len(arg) < 3:
-            raise ValueError(f"expected --key value overrides, got {arg!r}")
+            raise ConfigError(f"expected --key value overrides, got {arg!r}")
         key, eq, value = arg[2:].partition("=")
         if not eq:
             if i + 1 >= len(args):
-                raise ValueError(f"override --{key} has no value")
+                raise ConfigError(f"override --{key} has no value")
             value = args[i + 1]
             i += 1
-        out.append((key.replace("-", "_") if not key.startswith("grpo.") else key, yaml.safe_load(value)))
+        value = parse_yaml(value, f"override --{key}")
+        out.append((key.replace("-", "_") if not key.startswith("grpo.") else key, value))
         i += 1
     return out
 
 
-def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] = (), **base: Any) -> TrainConfig:
-    """The config from YAML ``path`` (or only ``base``), with dotted ``overrides`` applied, validated."""
-    import yaml
+def _resolve_input_paths(tree: dict[str, Any], base: Path) -> None:
+    """Relative input paths of a config file (see ``_INPUT_PATHS``) made absolute against ``base``."""
 
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, str) or not value or value in _NOT_PATHS:
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+    for keys in _INPUT_PATHS:
+        node: Any = tree
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or keys[-1] not in node:
+            continue
+        value = node[keys[-1]]
+        node[keys[-1]] = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+
+
+def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] = (), **base: Any) -> TrainConfig:
+    """The config from YAML ``path`` (or only ``base``), with dotted ``overrides`` applied, validated.
+
+    Relative input paths in the file (``policy``, ``reward.rm``, ``data.files``, ``data.data_dir``) are read
+    against the file's folder; ``output_dir`` and paths given as overrides are relative to the current
+    directory. Every value is converted to its field's type; mistakes raise :class:`ConfigError` naming the
+    file (or the override) and the key."""
     tree: dict[str, Any] = dict(base)
+    source = "config"
     if path is not None:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"config file not found: {p}")
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        source = str(p)
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not valid UTF-8 text ({e.reason} at byte {e.start})") from None
+        loaded = parse_yaml(text, source)
+        if loaded is None:
+            loaded = {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{p}: the config must be a YAML mapping")
+            raise ConfigError(f"{p}: the config must be a YAML mapping, got {type(loaded).__name__}")
+        _resolve_input_paths(loaded, p.resolve().parent)
         tree.update(loaded)
     for key, value in overrides:
         _set_dotted(tree, key, value)
+    if overrides:
+        source += " with overrides " + " ".join(f"--{k}" for k, _ in overrides)
     if "data" not in tree:
-        raise ValueError("config: missing section 'data' (data.benchmark or data.files)")
+        raise ConfigError(f"{source}: missing section 'data' (data.benchmark or data.files)")
     if "output_dir" not in tree:
-        raise ValueError("config: missing output_dir")
-    return _build(TrainConfig, tree, "")
+        raise ConfigError(f"{source}: missing output_dir")
+    return _build(TrainConfig, tree, "", source)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
