@@ -6,6 +6,7 @@ import inspect
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -209,8 +210,37 @@ def test_remote_code_is_off_by_default() -> None:
 
 
 def test_base_language_model_gets_a_one_logit_head(tiny_paths: TinyPaths) -> None:
-    """`train-rm --model BASE_LM` starts from a causal LM: it loads as a one-logit classifier."""
-    rm = VerifyRM.from_pretrained(tiny_paths.policy_dir, device="cpu", max_length=128)
+    """`train-rm --model BASE_LM` starts from a causal LM: with new_head it loads as a one-logit classifier."""
+    rm = VerifyRM.from_pretrained(tiny_paths.policy_dir, device="cpu", max_length=128, new_head=True)
     assert rm.model.config.num_labels == 1 and rm.max_length == 128
     (score,) = rm.score(["q?"], ["1"], ["\\boxed{1}"])
     assert 0.0 < score < 1.0
+
+
+def test_a_causal_lm_is_refused_as_a_reward_model(tiny_paths: TinyPaths) -> None:
+    """Without new_head a causal LM would score with a random head: refused, saying how to make an RM."""
+    with pytest.raises(ValueError, match=r"Qwen2ForCausalLM.*cooper train-rm --model"):
+        VerifyRM.from_pretrained(tiny_paths.policy_dir, device="cpu")
+
+
+def test_a_classifier_without_its_head_weights_is_refused(tiny_paths: TinyPaths, tmp_path: Path) -> None:
+    """A classifier config over weights that lack score.weight (an incomplete save) is refused by name."""
+    from safetensors.torch import load_file, save_file
+
+    d = tmp_path / "headless"
+    shutil.copytree(tiny_paths.rm_dir, d)
+    weights = load_file(str(d / "model.safetensors"))
+    del weights["score.weight"]
+    save_file(weights, str(d / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"lack score\.weight"):
+        VerifyRM.from_pretrained(d, device="cpu")
+
+
+def test_a_corrupt_weight_file_is_a_clear_error(tiny_paths: TinyPaths, tmp_path: Path) -> None:
+    """A truncated or corrupt model.safetensors is one ValueError naming the directory, not a raw
+    SafetensorError traceback."""
+    d = tmp_path / "corrupt"
+    shutil.copytree(tiny_paths.rm_dir, d)
+    (d / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match=r"could not load the reward model from .*corrupt: SafetensorError"):
+        VerifyRM.from_pretrained(d, device="cpu")

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cooper.models import check_model_dir  # also imported from here (cooper.train)
+from cooper.models import check_model_dir, load_errors
 from cooper.templates import TEMPLATE_VERSION, RMEncoder
 
 if TYPE_CHECKING:
@@ -49,6 +49,32 @@ def length_buckets(lengths: list[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def check_rm_dir(path: str | os.PathLike[str], *, new_head: bool = False) -> Path:
+    """``path`` as a reward-model directory (see :func:`cooper.models.check_model_dir`) whose config.json
+    declares a one-logit sequence classifier; with ``new_head`` a base causal LM is accepted too (it gets a
+    new head). Reads only config.json, so every command can check its RM before it loads or writes anything."""
+    p = check_model_dir(path, "reward model")
+    try:
+        config = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"reward model {str(p)!r}: unreadable config.json ({e})") from None
+    architectures = [str(a) for a in config.get("architectures") or []] if isinstance(config, dict) else []
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        num_labels = config.get("num_labels", len(config.get("id2label") or {}) or 2)
+        if num_labels != 1:
+            raise ValueError(
+                f"reward model {str(p)!r} is a classifier with num_labels={num_labels}; VerifyRM needs a one-logit "
+                "classifier (cooper train-rm makes one)"
+            )
+    elif not new_head:
+        raise ValueError(
+            f"reward model {str(p)!r} is not a reward model: it holds {', '.join(architectures) or 'a model'} "
+            "without a trained one-logit score head, so it would score with random weights. Make a VerifyRM from "
+            f"it first: cooper train-rm --model {p} --data LABELLED.jsonl --out RM_DIR"
+        )
+    return p
+
+
 class VerifyRM:
     """The reward model and its encoder. Build with :meth:`from_pretrained` or from a model + tokenizer."""
 
@@ -79,26 +105,40 @@ class VerifyRM:
         dtype: Any = None,
         max_length: int | None = None,
         trust_remote_code: bool = False,
+        new_head: bool = False,
     ) -> VerifyRM:
-        """Load from a local directory; bf16 on GPU and fp32 on CPU unless ``dtype`` says otherwise."""
-        import torch
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+        """Load from a local directory; bf16 on GPU and fp32 on CPU unless ``dtype`` says otherwise.
 
-        path = check_model_dir(path, "reward model")
+        The directory must hold a one-logit sequence classifier whose score head is in the weights (a
+        trained VerifyRM). With ``new_head`` (what ``cooper train-rm`` uses to start from a base LM), a
+        causal LM is accepted too and gets a freshly initialised one-logit head."""
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = check_rm_dir(path, new_head=new_head)
         device = device or default_device()
         if dtype is None:
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-        is_classifier = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
-        if is_classifier and config.num_labels != 1:  # a base LM gets a fresh one-logit head instead
-            raise ValueError(
-                f"{path} holds a classifier with num_labels={config.num_labels}; VerifyRM needs a one-logit "
-                "classifier (or a base model, which gets a new one-logit head)"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=1,
+                dtype=dtype,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=True,
+                output_loading_info=True,
             )
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=True
-        )
+        except load_errors() as e:
+            raise ValueError(f"could not load the reward model from {path}: {type(e).__name__}: {e}") from e
+        missing = sorted(info.get("missing_keys") or [])
+        if missing and not new_head:
+            shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+            raise ValueError(
+                f"reward model {str(path)!r}: its weights lack {shown}, which would start from random values "
+                "(an incomplete save, or a base model's weights under a classifier config). Train it with "
+                f"cooper train-rm --model {path} --data LABELLED.jsonl --out RM_DIR"
+            )
         meta_path = path / RM_META_FILE
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         if meta.get("template_version", TEMPLATE_VERSION) != TEMPLATE_VERSION:

@@ -91,12 +91,15 @@ def evaluate_rm(
     out: str | None = None,
 ) -> dict[str, Any]:
     """Score ``data`` with the RM at ``model`` and the rule verifier; write ``out`` (.json + .md) if given."""
-    from cooper.models import check_model_dir
-    from cooper.reward_model import VerifyRM
-    from cooper.rm_train import load_rm_rows
+    from cooper.io import check_output_dir
+    from cooper.reward_model import VerifyRM, check_rm_dir
+    from cooper.rm_train import check_threshold, load_rm_rows
     from cooper.verify import is_correct_batch
 
-    check_model_dir(model, "reward model")  # before any work on the data
+    check_threshold(threshold)  # every mistake is reported before any scoring
+    if out:
+        check_output_dir(Path(out).parent, "--out")
+    check_rm_dir(model)
     rows, skipped = load_rm_rows(data, columns=detect_columns(data, columns), skip_invalid=skip_invalid)
     rm = VerifyRM.from_pretrained(model, trust_remote_code=trust_remote_code)
     q, ref, comp = ([r[k] for r in rows] for k in ("question", "reference", "completion"))

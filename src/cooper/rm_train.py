@@ -40,7 +40,9 @@ def parse_label(value: Any) -> int:
 def load_rm_rows(
     paths: list[str], *, columns: dict[str, str] | None = None, skip_invalid: bool = False
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Labelled RM rows and the messages of rows skipped (only with ``skip_invalid``)."""
+    """Labelled RM rows and the messages of rows skipped (only with ``skip_invalid``). Ids must be unique
+    across the files (a row without one gets ``{file stem}-{index}``): a repeated id is usually the same file
+    given twice, which would weigh its rows double or leak them into the held-out split."""
     skipped: list[str] = []
     rows = load_rows(
         paths,
@@ -49,6 +51,7 @@ def load_rm_rows(
         converters={"label": parse_label},
         skip_invalid=skip_invalid,
         skipped=skipped,
+        unique_ids=True,
     )
     return rows, skipped
 
@@ -88,8 +91,14 @@ class RMTrainConfig:
         for name in ("epochs", "learning_rate", "batch_size", "grad_accum", "max_length"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        check_threshold(self.threshold)
+
+
+def check_threshold(threshold: float) -> float:
+    """A P(correct) threshold strictly between 0 and 1, or ValueError."""
+    if not 0.0 < threshold < 1.0:  # also refuses nan
+        raise ValueError(f"--threshold must be a probability in (0, 1), got {threshold}")
+    return threshold
 
 
 def _load_or_build_rm(cfg: RMTrainConfig) -> Any:
@@ -105,7 +114,11 @@ def _load_or_build_rm(cfg: RMTrainConfig) -> Any:
     # fp32 weights even on GPU: the Trainer's bf16 flag is autocast over fp32 master weights; bf16 weights
     # would make AdamW round most small updates away.
     return VerifyRM.from_pretrained(
-        model_dir, dtype=torch.float32, max_length=cfg.max_length, trust_remote_code=cfg.trust_remote_code
+        model_dir,
+        dtype=torch.float32,
+        max_length=cfg.max_length,
+        trust_remote_code=cfg.trust_remote_code,
+        new_head=True,  # pre-training starts from a base LM: its one-logit head is new
     )
 
 
@@ -162,8 +175,14 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
+    from cooper.io import check_output_dir
+    from cooper.reward_model import check_rm_dir
+
+    out = check_output_dir(cfg.out, "--out")  # every mistake is reported before anything is written
     set_seed(cfg.seed)
     rows, skipped = load_rm_rows(cfg.data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)
+    if cfg.model != "tiny":
+        check_rm_dir(cfg.model, new_head=True)
     if cfg.eval_data:
         eval_rows, eval_skipped = load_rm_rows(
             cfg.eval_data, columns=cfg.columns, skip_invalid=cfg.skip_invalid
@@ -171,7 +190,6 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
         train_rows, skipped = rows, skipped + eval_skipped  # skipped eval rows are counted too
     else:
         train_rows, eval_rows = _split(rows, cfg.eval_split, cfg.seed)
-    out = Path(cfg.out)
     rm = _load_or_build_rm(cfg)
     log.info(
         "train-rm: %d training rows, %d eval rows, max_length %d",

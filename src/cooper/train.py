@@ -63,21 +63,41 @@ def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
     )
 
 
-# -- models -----------------------------------------------------------------------------------------
+# -- models ---------------------------------------------------------------------------------------
+def check_models(cfg: TrainConfig) -> None:
+    """Check the policy and RM directories the config names (not the offline "tiny" ones) before anything is
+    loaded or written: a missing or weightless directory, or an RM that is not a trained one-logit
+    classifier, is an error that says what to do."""
+    from cooper.models import check_model_dir
+    from cooper.reward_model import check_rm_dir
+
+    if cfg.policy != "tiny":
+        check_model_dir(cfg.policy, "policy")
+    rm = rm_used(cfg)
+    if rm and rm != "tiny":
+        check_rm_dir(rm)
+
+
+def rm_used(cfg: TrainConfig) -> str | None:
+    """The RM the run loads: none in mode ``rule``, where the verifier pays the policy (an RM named there is
+    not loaded, so no RM metric or hacking warning can describe a reward the policy never saw)."""
+    return None if cfg.reward.mode == "rule" else cfg.reward.rm
+
+
 def resolve_models(cfg: TrainConfig) -> tuple[str, str | None]:
     """Local directories of the policy and the RM ("tiny" builds tiny random-init models, offline)."""
-    from cooper.models import check_model_dir
-
-    policy, rm = cfg.policy, cfg.reward.rm
+    check_models(cfg)
+    policy, rm = cfg.policy, rm_used(cfg)
+    if cfg.reward.mode == "rule" and cfg.reward.rm:
+        log.info(
+            "reward.mode rule: the rule verifier pays the policy; reward.rm %s is not loaded", cfg.reward.rm
+        )
     if "tiny" in (policy, rm):
         from cooper.tiny import tiny_models
 
         paths = tiny_models(Path(cfg.output_dir) / "tiny-base", seed=cfg.seed)
         policy = str(paths.policy_dir) if policy == "tiny" else policy
         rm = str(paths.rm_dir) if rm == "tiny" else rm
-    check_model_dir(policy, "policy")
-    if rm:
-        check_model_dir(rm, "reward model")
     return policy, rm
 
 
@@ -154,8 +174,9 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
-def save_reward_state(reward: Any, ckpt_dir: Path) -> Path:
-    """RM weights + tokenizer, its optimizer/scheduler and the reward's RNG and counters, atomically."""
+def save_reward_state(reward: Any, ckpt_dir: Path, identity: dict[str, Any] | None = None) -> Path:
+    """RM weights + tokenizer, its optimizer/scheduler, the reward's RNG and counters, and the run-defining
+    settings ``identity`` (:func:`run_identity`, what ``--resume`` compares), atomically."""
     import torch
 
     final = ckpt_dir / RM_STATE_DIR
@@ -167,6 +188,8 @@ def save_reward_state(reward: Any, ckpt_dir: Path) -> Path:
         torch.save(reward.updater.state_dict(), tmp / "updater.pt")
     with open(tmp / "reward_state.pkl", "wb") as f:
         pickle.dump({"rng": reward.rng.getstate(), "totals": dict(reward.totals), "calls": reward.calls}, f)
+    if identity is not None:
+        atomic_write_json(tmp / RUN_IDENTITY_FILE, identity)
     (tmp / COMPLETE_MARKER).write_text("ok\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -187,6 +210,102 @@ def load_reward_state(reward: Any, ckpt_dir: Path) -> None:
     reward.rng.setstate(st["rng"])
     reward.totals.update(st["totals"])
     reward.calls = st["calls"]
+
+
+# -- one run per output directory -------------------------------------------------------------------
+# Settings that define a run: resuming a checkpoint made with other values would continue a different run.
+# (``max_steps``/``num_train_epochs``, checkpoint and logging cadence, the monitor and endpoints may change.)
+RUN_DEFINING = (
+    "policy", "seed", "data", "reward.mode", "reward.rm", "reward.rm_max_length", "cooper.positive",
+    "cooper.negatives", "cooper.negatives_from", "cooper.rm_update",
+)  # fmt: skip
+# The grpo keys that change the data order, the batch or the loss; compared by their effective values
+# (an unset key is TRL's default).
+RUN_DEFINING_GRPO = (
+    "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations", "steps_per_generation",
+    "generation_batch_size", "num_iterations", "shuffle_dataset", "data_seed", "beta", "loss_type",
+    "epsilon", "epsilon_high", "delta", "scale_rewards", "importance_sampling_level", "max_completion_length",
+    "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "mask_truncated_completions",
+    "learning_rate", "lr_scheduler_type", "weight_decay", "max_grad_norm", "optim",
+)  # fmt: skip
+RUN_IDENTITY_FILE = "run.json"
+# What a run writes into its output_dir (``--overwrite`` deletes these and nothing else).
+RUN_OUTPUTS = ("metrics.jsonl", "summary.json", "config.json", "policy", "reward_model", "plots", "tiny-base")
+
+
+def run_identity(cfg: TrainConfig, args: Any) -> dict[str, Any]:
+    """The run-defining settings as one flat JSON-able dict (``data.files``, ``grpo.beta``, ...)."""
+    flat = _flatten(config_to_dict(cfg))
+    flat["reward.rm"] = rm_used(cfg)  # mode rule loads no RM: naming another one changes nothing
+    keep = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in RUN_DEFINING)}
+    grpo = args.to_dict()
+    keep.update({f"grpo.{k}": grpo.get(k) for k in RUN_DEFINING_GRPO if k in grpo})
+    return json.loads(json.dumps(keep, default=str))  # tuples as lists, as they come back from the file
+
+
+def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key (checkpoint: a, now: b)`` for each run-defining setting that differs."""
+    keys = sorted(set(saved) | set(current))
+    return [
+        f"{k} (checkpoint: {saved.get(k, '<unset>')!r}, now: {current.get(k, '<unset>')!r})"
+        for k in keys
+        if saved.get(k, "<unset>") != current.get(k, "<unset>")
+    ]
+
+
+def check_resumable(ckpt: Path, identity: dict[str, Any]) -> None:
+    """Refuse ``ckpt`` unless it was made by a run with the same run-defining settings, naming the keys."""
+    path = ckpt / RM_STATE_DIR / RUN_IDENTITY_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"--resume: {ckpt} does not record the config that made it (an older cooper wrote it), so it "
+            "cannot be checked to belong to this run; start again with --overwrite or another output_dir"
+        )
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--resume: unreadable {path} ({e})") from None
+    diff = identity_differences(saved, identity)
+    if diff:
+        shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
+        raise ValueError(
+            f"--resume: {ckpt} belongs to a different run: {shown}. Resume with the settings it was made with, "
+            "or start again with --overwrite or another output_dir"
+        )
+
+
+def previous_run(out: Path) -> list[str]:
+    """The names of what an earlier run left in ``out`` (checkpoints and ``RUN_OUTPUTS``), sorted."""
+    if not out.is_dir():
+        return []
+    found = [d.name for d in out.glob("checkpoint-*")] + [n for n in RUN_OUTPUTS if (out / n).exists()]
+    return sorted(n for n in found if n not in ("tiny-base", "config.json"))
+
+
+def clear_previous_run(out: Path) -> None:
+    """Delete an earlier run's outputs (``--overwrite``); anything else in ``out`` is left alone."""
+    for d in out.glob("checkpoint-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    for name in RUN_OUTPUTS:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def finished_at(ckpt: Path, args: Any) -> int | None:
+    """The step of ``ckpt`` if the run ends there (``max_steps``, or the epochs the checkpoint counted), else
+    None. TRL's Trainer resumed at its last step would still train one more."""
+    state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    step = int(state["global_step"])
+    if args.max_steps and args.max_steps > 0:
+        end = args.max_steps
+    elif state.get("num_train_epochs") == args.num_train_epochs and state.get("max_steps"):
+        end = int(state["max_steps"])
+    else:
+        return None  # the number of epochs changed: the run may go on
+    return step if step >= end else None
 
 
 def _checkpoint_problem(d: Path, step: int) -> str | None:
@@ -330,15 +449,17 @@ class CooperCallbackMixin:
             f.write(json.dumps(clean, allow_nan=False) + "\n")
 
     def _monitor(self, row: dict[str, Any]) -> None:
-        gap = row.get("reward/hacking_gap")
+        """Warn when the RM reward the policy is paid by runs ahead of verified accuracy (modes static_rm and
+        cooper; in mode rule the verifier pays and no RM is scored)."""
+        gap = row.get("reward/hacking_gap") if self.reward.mode != "rule" else None
         m = self.cfg.monitor
         self.high_gap_steps = (
             self.high_gap_steps + 1 if gap is not None and gap > m.hacking_gap_threshold else 0
         )
         if self.high_gap_steps == m.patience:
             log.warning(
-                "possible reward hacking: RM reward exceeds verified accuracy by more than %.2f for %d steps "
-                "(step %d, gap %.3f)",
+                "possible reward hacking: the RM reward the policy is paid by exceeds its verified accuracy by "
+                "more than %.2f for %d steps (step %d, gap %.3f)",
                 m.hacking_gap_threshold,
                 m.patience,
                 row["step"],
@@ -348,7 +469,8 @@ class CooperCallbackMixin:
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self._flush()  # the step's row before its checkpoint: a resume cuts metrics.jsonl back to the checkpoint
         if self.is_main:
-            save_reward_state(self.reward, Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            save_reward_state(self.reward, ckpt, run_identity(self.cfg, args))
             rotate_checkpoints(args.output_dir, self.cfg.grpo.get("save_total_limit"))
 
 
@@ -401,24 +523,91 @@ def check_same_config_on_every_rank(cfg_dict: dict[str, Any], resume: bool) -> N
         raise ValueError("the ranks were started with different configs: " + "; ".join(problems))
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, callbacks: list[Any] = ()) -> dict[str, Any]:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, callbacks: list[Any] = ()
+) -> dict[str, Any]:
     """Train per ``cfg``; returns a summary. Writes OUT/config.json, OUT/metrics.jsonl, checkpoints.
+
+    Everything is checked before anything is loaded or written: the data, the GRPO settings, the model
+    directories and the output directory. An output directory that holds another run is refused unless
+    ``resume`` (continue it, if its checkpoint was made with the same run-defining settings) or ``overwrite``
+    (delete it first). Resuming a run that has reached its end trains nothing and returns its summary.
 
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (the demo evaluates periodically)."""
     from transformers import set_seed
-    from trl import GRPOTrainer
 
+    from cooper.io import check_output_dir
+
+    if resume and overwrite:
+        raise ValueError(
+            "--resume continues the run in output_dir and --overwrite deletes it: give one of them"
+        )
     set_seed(cfg.seed)
-    out = Path(cfg.output_dir)
+    out = check_output_dir(cfg.output_dir, "output_dir")
     rows = load_prompts(cfg)  # bad data fails here, before any model is loaded
     args = grpo_config(cfg)
     _ = args.device  # sets up the process group under a multi-process launch, with grpo.ddp_timeout
     check_same_config_on_every_rank(config_to_dict(cfg), resume)
+    check_models(cfg)
+    identity = run_identity(cfg, args)
+    ckpt = _prepare_output_dir(out, identity, resume=resume, overwrite=overwrite)
+    if ckpt is not None:
+        done = finished_at(ckpt, args)
+        if done is not None:
+            log.info("--resume: the run in %s already finished at step %d; nothing to do", out, done)
+            return _finished_summary(out, cfg, done)
+    return _train(cfg, args, rows, ckpt, callbacks)
+
+
+def _prepare_output_dir(out: Path, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from (checked to belong to this run), or None for a fresh start."""
+    earlier = previous_run(out)
+    if overwrite and earlier:
+        log.warning("--overwrite: deleting the earlier run in %s (%s)", out, ", ".join(earlier[:6]))
+        clear_previous_run(out)
+        return None
+    if not resume:
+        if earlier:
+            raise ValueError(
+                f"output_dir {str(out)!r} already holds a run ({', '.join(earlier[:6])}); pass --resume to "
+                "continue it, --overwrite to delete it and start again, or choose another output_dir"
+            )
+        return None
+    ckpt = latest_checkpoint(out)
+    if ckpt is None:
+        if earlier:
+            raise ValueError(
+                f"--resume: output_dir {str(out)!r} holds an earlier run ({', '.join(earlier[:6])}) but no "
+                "complete checkpoint to continue from; pass --overwrite to start again"
+            )
+        log.warning("--resume: no checkpoint in %s; starting fresh", out)
+        return None
+    check_resumable(ckpt, identity)
+    return ckpt
+
+
+def _finished_summary(out: Path, cfg: TrainConfig, step: int) -> dict[str, Any]:
+    path = out / "summary.json"
+    if path.is_file():
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    else:  # it stopped between its last checkpoint and the end: the final policy is that checkpoint
+        log.warning("%s has no summary.json: the run's final policy is in %s/checkpoint-%d", out, out, step)
+        summary = {"mode": cfg.reward.mode, "steps": step, "seconds": 0.0}
+    return {**summary, "already_finished": True}
+
+
+def _train(
+    cfg: TrainConfig,
+    args: Any,
+    rows: list[dict[str, Any]],
+    ckpt: Path | None,
+    callbacks: list[Any],
+) -> dict[str, Any]:
+    from trl import GRPOTrainer
+
+    out = Path(cfg.output_dir)
     policy_dir, rm_dir = resolve_models(cfg)
     reward = build_reward(cfg, rm_dir)
-    ckpt = latest_checkpoint(out) if resume else None
-    if resume and ckpt is None:
-        log.warning("--resume: no complete checkpoint in %s; starting fresh", out)
     if ckpt is not None:
         load_reward_state(reward, ckpt)
         step = json.loads((ckpt / "trainer_state.json").read_text())["global_step"]
@@ -468,7 +657,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with --section.key value, e.g. --reward.mode static_rm --grpo.max_steps 20.",
     )
     p.add_argument("config", help="YAML config file")
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in output_dir from its newest complete checkpoint (refused if the checkpoint "
+        "was made with other run-defining settings; a finished run is left as it is)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run's checkpoints and outputs in output_dir and start again",
+    )
     p.set_defaults(func=_run_cli, accepts_overrides=True)
 
     q = sub.add_parser("plot", help="render a training run's metrics.jsonl to PNG plots")
@@ -478,7 +677,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_cli(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, parse_overrides(args.overrides))
-    summary = train(cfg, resume=args.resume)
+    summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps({k: summary[k] for k in ("mode", "steps", "seconds")}))
     return 0
 
