@@ -32,9 +32,9 @@ import time
 
 import torch
 
-from cooper.data import load_benchmark
-from cooper.generation import PromptTemplate, SamplingSettings, TransformersEngine, encode_prompts
-from cooper.tiny import tiny_models
+from cooper.data.benchmarks import load_benchmark
+from cooper.eval.engines import PromptTemplate, SamplingSettings, TransformersEngine, encode_prompts
+from cooper.utils.tiny import tiny_models
 
 
 def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:

@@ -9,7 +9,7 @@ prompt 512 and response 512 tokens here). One step of each mode, in the order of
 * reference_logprobs the reference model's per-token log-probs (paper: beta 0.001), bf16 autocast
 * scoring            ``VerifyRM.score_logits`` on (prompt + response)-token inputs, ``rm_batch_size`` 32
 * verification       decode the rollouts and run ``cooper.verify.is_correct_batch`` (cheap, CPU)
-* rm_update          (cooper only) ``cooper.cooper.RMUpdater.update`` on one pair per prompt group;
+* rm_update          (cooper only) ``cooper.rl.rm_update.RMUpdater.update`` on one pair per prompt group;
                      positives and negatives are random token sequences of the RM input length (as if
                      every group had a verified positive: the most pairs a step can have)
 * policy_update      GRPO: one forward+backward per micro-batch through TRL's fused LM head
@@ -53,7 +53,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cooper.reward_model import VerifyRM
+from cooper.rm.model import VerifyRM
 
 # Qwen2.5-1.5B-Instruct's config.json (the values that size the model).
 QWEN25_1_5B: dict[str, Any] = {
@@ -298,7 +298,7 @@ def build_policy(recipe: Recipe, device: Any, policy_dtype: Any) -> dict[str, An
     from transformers import Qwen2Config, Qwen2ForCausalLM
     from trl.trainer.utils import add_fused_lm_head
 
-    from cooper.tiny import build_tokenizer
+    from cooper.utils.tiny import build_tokenizer
 
     tok = build_tokenizer()
     cfg = Qwen2Config(**recipe.model, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
@@ -315,7 +315,7 @@ def build_policy(recipe: Recipe, device: Any, policy_dtype: Any) -> dict[str, An
 
 
 def build_rm(mode: str, m: dict[str, Any], device: Any) -> Any:
-    """The VerifyRM as ``cooper.train.build_reward`` loads it on a bf16 GPU: bf16 weights in ``static_rm``;
+    """The VerifyRM as ``cooper.rl.train.build_reward`` loads it on a bf16 GPU: bf16 weights in ``static_rm``;
     fp32 master weights computing under bf16 autocast in ``cooper``. Same random init in both modes."""
     import torch
     from transformers import Qwen2ForSequenceClassification
@@ -393,8 +393,8 @@ def run_step(
     """One training step of ``mode`` (static_rm or cooper); returns seconds per phase."""
     import torch
 
-    from cooper.cooper import Pair
-    from cooper.verify import is_correct_batch
+    from cooper.rl.rm_update import Pair
+    from cooper.verify.pool import is_correct_batch
 
     on_gpu = torch.device(device).type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else nullcontext()
@@ -499,7 +499,7 @@ def measure(recipe: Recipe, *, device: Any, policy_dtype: Any, steps: int, warmu
 
     import torch
 
-    from cooper.cooper import RMUpdateConfig, RMUpdater
+    from cooper.rl.rm_update import RMUpdateConfig, RMUpdater
 
     on_gpu = torch.device(device).type == "cuda"
     m = build_policy(recipe, device, policy_dtype)

@@ -1,7 +1,7 @@
 """VerifyRM scoring throughput: length-bucketed batches vs the same batch size in file order.
 
 Scores the 5,276 real GSM8K model solutions (question + the ``A:`` answer as reference) with the tiny
-random-init VerifyRM built offline by ``cooper.tiny``. Both runs encode once, use the same batch size and
+random-init VerifyRM built offline by ``cooper.utils.tiny``. Both runs encode once, use the same batch size and
 produce the same scores (checked); only the batching differs. Last line: one JSON object.
 
     python bench/rm_score.py [--batch-size 32] [--max-length 1024] [--limit N]
@@ -17,9 +17,9 @@ import sys
 import tempfile
 import time
 
-from cooper.data import load_gsm8k_model_solutions
-from cooper.reward_model import VerifyRM
-from cooper.tiny import tiny_models
+from cooper.data.benchmarks import load_gsm8k_model_solutions
+from cooper.rm.model import VerifyRM
+from cooper.utils.tiny import tiny_models
 
 
 def load_items(limit: int | None) -> tuple[list[str], list[str], list[str]]:

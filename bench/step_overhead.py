@@ -24,8 +24,8 @@ PHASES = ("generation", "scoring", "verification", "negatives", "rm_update", "po
 
 
 def run(mode: str, policy: str, rm: str, out: Path, steps: int) -> list[dict]:
-    from cooper.train import train
-    from cooper.train_config import load_config
+    from cooper.rl.config import load_config
+    from cooper.rl.train import train
 
     cfg = load_config(
         None,
@@ -61,8 +61,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from cooper.sft import as_examples, sft_warm_start
-    from cooper.tiny import tiny_models
+    from cooper.rl.sft import as_examples, sft_warm_start
+    from cooper.utils.tiny import tiny_models
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

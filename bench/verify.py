@@ -18,9 +18,8 @@ import statistics
 import sys
 import time
 
-from cooper.data import load_benchmark, load_gsm8k_model_solutions
-from cooper.verify import is_correct_batch
-from cooper.verify_pool import shared_pool
+from cooper.data.benchmarks import load_benchmark, load_gsm8k_model_solutions
+from cooper.verify.pool import is_correct_batch, shared_pool
 
 
 def load_items(limit: int | None) -> list[tuple[str, str, bool]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cooper.tiny import TinyPaths, tiny_models
+from cooper.utils.tiny import TinyPaths, tiny_models
 from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 
@@ -23,7 +23,7 @@ def tiny_paths(tmp_path_factory: pytest.TempPathFactory) -> TinyPaths:
 def digits_policy(tiny_paths: TinyPaths, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny policy warm-started (SFT, 30 steps) to answer 'The answer is D.' on configs/data/digits.jsonl,
     so that rollouts include verified positives; built once per session (read it, don't modify it)."""
-    from cooper.sft import as_examples, sft_warm_start
+    from cooper.rl.sft import as_examples, sft_warm_start
 
     rows = [json.loads(line) for line in DIGITS.read_text().splitlines()]
     examples = as_examples(
@@ -40,7 +40,7 @@ def digits_train_config(tiny_paths: TinyPaths, digits_policy: Path):
     """A factory for the tiny ``cooper train`` config used by the training tests: ``digits_policy`` and the tiny
     RM, 3 GRPO steps of 2 prompts x 4 rollouts; ``make(out, mode, limit=..., **grpo)`` overrides the mode,
     the prompt count and any ``grpo`` key."""
-    from cooper.train_config import load_config
+    from cooper.rl.config import load_config
 
     def make(out: Path, mode: str = "cooper", *, limit: int = 32, **grpo):
         return load_config(

@@ -48,9 +48,9 @@ def _rank() -> int:
 def run_train(record_dir: Path, argv: list[str]) -> int:
     import trl
 
-    from cooper import rewards
     from cooper.cli import main
-    from cooper.cooper import RMUpdater
+    from cooper.rl import reward as rewards
+    from cooper.rl.rm_update import RMUpdater
 
     calls: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -121,7 +121,7 @@ def run_faulty_train(fault: str, argv: list[str]) -> int:
     """``cooper train`` with a fault on rank 1: ``die`` exits it abruptly (no cleanup, like an OOM kill) in
     its second RM update, while rank 0 goes on into the collectives; ``mismatch`` starts it with another seed."""
     from cooper.cli import main
-    from cooper.cooper import RMUpdater
+    from cooper.rl.rm_update import RMUpdater
 
     rank = int(os.environ.get("RANK", "0"))
     if fault == "mismatch" and rank == 1:
@@ -142,7 +142,7 @@ def run_faulty_train(fault: str, argv: list[str]) -> int:
 
 def fixed_pairs() -> list[Any]:
     """Seven distinct pairs (deterministic): the same list on every rank."""
-    from cooper.cooper import Pair
+    from cooper.rl.rm_update import Pair
 
     out = []
     for i in range(7):
@@ -168,8 +168,8 @@ def rm_update_snapshots(rm_dir: str, mini_batch_size: int) -> dict[str, Any]:
     weights and the metrics after each. Single-process unless a process group is initialised."""
     import torch
 
-    from cooper.cooper import RMUpdateConfig, RMUpdater
-    from cooper.reward_model import VerifyRM
+    from cooper.rl.rm_update import RMUpdateConfig, RMUpdater
+    from cooper.rm.model import VerifyRM
 
     torch.manual_seed(0)
     rm = VerifyRM.from_pretrained(rm_dir, dtype=torch.float32, max_length=128)

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from cooper.annotate import annotate, judge_messages, load_input_rows, parse_verdict
+from cooper.annotate.judge import judge_messages, parse_verdict
+from cooper.annotate.pipeline import annotate, load_input_rows
 from cooper.cli import main
-from cooper.data import DataError
-from cooper.io import read_jsonl
-from cooper.tiny import TinyPaths
+from cooper.data.rows import DataError
+from cooper.utils.io import read_jsonl
+from cooper.utils.tiny import TinyPaths
 from helpers_endpoint import FakeEndpoint, Reply, chat_body, free_port, steer_model, transformers_serve
 
 ROWS = [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cooper.endpoints import ChatClient, EndpointConfig
-from cooper.negatives import NEGATIVE_SOURCES, AssistantSource, NegativeRequest, make_negatives
+from cooper.rl.negatives import NEGATIVE_SOURCES, AssistantSource, NegativeRequest, make_negatives
+from cooper.utils.endpoints import ChatClient, EndpointConfig
 from helpers_endpoint import FakeEndpoint, Reply, chat_body, steer_model, transformers_serve
 
 REQS = [
@@ -70,9 +70,9 @@ def test_assistant_faults_fall_through_to_the_next_source(reply, counter):
 
 
 def test_unreachable_assistant_fails_before_training(tmp_path):
-    from cooper.endpoints import EndpointError
-    from cooper.train import build_reward
-    from cooper.train_config import load_config
+    from cooper.rl.build import build_reward
+    from cooper.rl.config import load_config
+    from cooper.utils.endpoints import EndpointError
 
     cfg = load_config(
         None,
@@ -105,8 +105,8 @@ def test_assistant_against_a_real_transformers_serve(tmp_path, tiny_paths):
 def test_training_survives_a_failing_assistant(tmp_path, tiny_paths):
     """`cooper train` (mode cooper) with an assistant that only returns 500s: every pair falls back to
     perturb, the failures are counted in metrics.jsonl, and training finishes."""
-    from cooper.train import train
-    from cooper.train_config import load_config
+    from cooper.rl.config import load_config
+    from cooper.rl.train import train
 
     data = tmp_path / "d.jsonl"
     data.write_text(
@@ -128,7 +128,7 @@ def test_training_survives_a_failing_assistant(tmp_path, tiny_paths):
             grpo={"max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 8, "save_strategy": "no"},
         )  # fmt: skip
         # the random tiny policy rarely answers right; make every rollout a "positive" so pairs are asked for
-        from cooper import rewards
+        from cooper.rl import reward as rewards
 
         real = rewards.is_correct_batch
         rewards.is_correct_batch = lambda texts, refs, **kw: [True] * len(texts)

@@ -9,14 +9,17 @@ import re
 import pytest
 import torch
 
-from cooper.cooper import Pair, RMUpdateConfig, RMUpdater, group_indices, pairwise_rm_loss, select_positives
-from cooper.negatives import (
-    NegativeRequest,
-    make_negatives,
-    perturb_text,
-    policy_source,
+from cooper.rl.negatives import NegativeRequest, make_negatives, perturb_text, policy_source
+from cooper.rl.rm_update import (
+    Pair,
+    RMUpdateConfig,
+    RMUpdater,
+    group_indices,
+    pairwise_rm_loss,
+    select_positives,
 )
-from cooper.verify import extract_answer, is_correct
+from cooper.verify.pool import is_correct
+from cooper.verify.rule import extract_answer
 
 
 def test_pairwise_loss_matches_a_loop():
@@ -45,7 +48,7 @@ def test_pairwise_loss_hand_values_and_edge_cases():
 
 
 def test_pointwise_anchor_loss_hand_values():
-    from cooper.cooper import pointwise_anchor_loss
+    from cooper.rl.rm_update import pointwise_anchor_loss
 
     # scores 0 and 0: each BCE term is log 2
     assert pointwise_anchor_loss(torch.tensor([0.0]), torch.tensor([0.0])).item() == pytest.approx(
@@ -173,8 +176,8 @@ def test_negative_equal_to_the_positives_answer_is_rejected():
 
 @pytest.fixture(scope="module")
 def tiny_rm(tmp_path_factory):
-    from cooper.reward_model import VerifyRM
-    from cooper.tiny import tiny_models
+    from cooper.rm.model import VerifyRM
+    from cooper.utils.tiny import tiny_models
 
     paths = tiny_models(tmp_path_factory.mktemp("tiny"))
     return lambda: VerifyRM.from_pretrained(paths.rm_dir, max_length=128, device="cpu")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cooper import data
-from cooper.data import BENCHMARKS, DataError, load_benchmark, load_rows
+from cooper.data import benchmarks as data
+from cooper.data.benchmarks import BENCHMARKS, load_benchmark
+from cooper.data.rows import DataError, format_number, load_rows
 
 EXPECTED_ROWS = {
     "gsm8k_train": 7473,
@@ -125,7 +126,7 @@ def test_gsm8k_model_solutions(benchmarks: dict) -> None:
 def test_cleaning_helpers() -> None:
     assert data.gsm8k_reference("so 1,000 + 2\n#### 1,234,567") == "1234567"
     assert data.gsm8k_reference("no marker") == ""
-    assert [data.format_number(x) for x in (145.0, 2.5, -3.0, 1e-05, 7)] == [
+    assert [format_number(x) for x in (145.0, 2.5, -3.0, 1e-05, 7)] == [
         "145",
         "2.5",
         "-3",
@@ -311,7 +312,7 @@ def test_benchmark_loader_reports_malformed_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED_ROWS))
 def test_every_reference_verifies_against_itself(benchmarks: dict, name: str) -> None:
     """Each reference is judged equal to itself, both bare and as a completion's boxed final answer."""
-    from cooper.verify import is_correct_batch
+    from cooper.verify.pool import is_correct_batch
 
     refs = [r["reference"] for r in benchmarks[name]]
     boxed = [f"The final answer is $\\boxed{{{ref}}}$." for ref in refs]
@@ -335,7 +336,7 @@ def test_gold_solutions_verify_against_reference(benchmarks: dict, name: str, fl
     GSM8K's verifier extracts the ``#### N`` line; MATH500's the last ``\\boxed{}``. OlympiadBench
     solutions rarely mark their answer, so its share is reported, not asserted.
     """
-    from cooper.verify import is_correct_batch
+    from cooper.verify.pool import is_correct_batch
 
     rows = benchmarks[name]
     ok = is_correct_batch([r["solution"] for r in rows], [r["reference"] for r in rows])

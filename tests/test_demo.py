@@ -21,8 +21,8 @@ from cooper.demo.task import (
     make_problems,
     solution,
 )
-from cooper.io import read_jsonl
-from cooper.verify import is_correct
+from cooper.utils.io import read_jsonl
+from cooper.verify.pool import is_correct
 
 
 def test_problems_are_deterministic_and_consistent():
@@ -163,7 +163,7 @@ def test_readme_without_markers_is_an_error_and_left_alone(tmp_path):
 
 def test_backbone_texts_state_the_reference_whatever_the_working():
     from cooper.demo.pipeline import backbone_texts
-    from cooper.templates import COMPLETION_CLOSE, REFERENCE_OPEN
+    from cooper.rm.template import COMPLETION_CLOSE, REFERENCE_OPEN
 
     problems = make_problems(60, seed=5)
     texts = backbone_texts(problems, random.Random(0))
@@ -179,7 +179,7 @@ def test_backbone_texts_state_the_reference_whatever_the_working():
 
 def test_backbone_texts_state_number_words_in_the_asked_share():
     from cooper.demo.pipeline import backbone_texts
-    from cooper.templates import COMPLETION_CLOSE
+    from cooper.rm.template import COMPLETION_CLOSE
 
     problems = make_problems(400, seed=5)
     texts = backbone_texts(problems, random.Random(0), word_share=0.3)

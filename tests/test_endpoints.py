@@ -1,4 +1,4 @@
-"""Tests for cooper.endpoints against a real local HTTP server that misbehaves on cue.
+"""Tests for cooper.utils.endpoints against a real local HTTP server that misbehaves on cue.
 
 :class:`~helpers_endpoint.FakeEndpoint` (``helpers_endpoint.py``, also used by ``test_annotate.py``) is a
 stdlib ``http.server`` in a thread on 127.0.0.1 speaking enough of the OpenAI chat API; a ``respond``
@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from cooper.endpoints import ChatClient, EndpointConfig, EndpointError, parse_retry_after
-from cooper.redact import redact_url
+from cooper.utils.endpoints import ChatClient, EndpointConfig, EndpointError, parse_retry_after
+from cooper.utils.redact import redact_url
 from helpers_endpoint import FakeEndpoint, Reply, chat_body, free_port
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"

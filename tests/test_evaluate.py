@@ -1,4 +1,4 @@
-"""Tests for cooper.evaluate / cooper.generation: policy evaluation with the paper's protocol, on CPU."""
+"""Tests for cooper.eval.run / cooper.eval.engines: policy evaluation with the paper's protocol, on CPU."""
 
 from __future__ import annotations
 
@@ -16,20 +16,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from cooper import cli
-from cooper.data import BENCHMARKS, load_benchmark
-from cooper.evaluate import (
-    PAPER_BENCHMARKS,
-    EvalError,
-    benchmark_metrics,
-    evaluate,
-    majority_vote,
-    pass_at_k,
-    render_table,
-    score_samples,
-)
-from cooper.generation import (
+from cooper.data.benchmarks import BENCHMARKS, load_benchmark
+from cooper.eval.engines import (
     DEFAULT_INSTRUCTION,
-    ModelLoadError,
     PromptTemplate,
     SamplingSettings,
     TransformersEngine,
@@ -37,7 +26,10 @@ from cooper.generation import (
     length_sorted_batches,
     load_engine,
 )
-from cooper.tiny import TinyPaths
+from cooper.eval.metrics import benchmark_metrics, majority_vote, pass_at_k, score_samples
+from cooper.eval.run import PAPER_BENCHMARKS, EvalError, evaluate, render_table
+from cooper.utils.models import ModelLoadError
+from cooper.utils.tiny import TinyPaths
 
 FAST = dict(n=2, max_new_tokens=16, limit=3)
 

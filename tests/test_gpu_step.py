@@ -305,8 +305,8 @@ def _doc_commands() -> list[list[str]]:
 
 def _check_cooper_train(argv: list[str]) -> None:
     """``train CONFIG --k v ...``: cooper's loader and TRL's GRPOConfig accept it."""
-    from cooper.train import grpo_config
-    from cooper.train_config import load_config, parse_overrides
+    from cooper.rl.build import grpo_config
+    from cooper.rl.config import load_config, parse_overrides
 
     assert argv[0] == "train", argv
     cfg = load_config(REPO / argv[1], parse_overrides(argv[2:]))

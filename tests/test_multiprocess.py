@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cooper.cooper import group_indices
+from cooper.rl.rm_update import group_indices
 from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 REPO = Path(__file__).resolve().parent.parent

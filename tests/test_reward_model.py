@@ -1,4 +1,4 @@
-"""Tests for cooper.reward_model (VerifyRM): loading, saving, scoring with length bucketing."""
+"""Tests for cooper.rm.model (VerifyRM): loading, saving, scoring with length bucketing."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cooper.reward_model import RM_META_FILE, VerifyRM, length_buckets
-from cooper.templates import TEMPLATE_VERSION, encode_rm_input
-from cooper.tiny import TinyPaths
+from cooper.rm.model import RM_META_FILE, VerifyRM, length_buckets
+from cooper.rm.template import TEMPLATE_VERSION, encode_rm_input
+from cooper.utils.tiny import TinyPaths
 
 MAX_LENGTH = 192
 
@@ -201,8 +201,8 @@ def test_tokenizer_needs_a_pad_token(rm: VerifyRM, tiny_paths: TinyPaths) -> Non
 
 
 def test_remote_code_is_off_by_default() -> None:
-    from cooper.rm_eval import evaluate_rm
-    from cooper.rm_train import RMTrainConfig
+    from cooper.rm.evaluate import evaluate_rm
+    from cooper.rm.pretrain import RMTrainConfig
 
     assert inspect.signature(VerifyRM.from_pretrained).parameters["trust_remote_code"].default is False
     assert inspect.signature(evaluate_rm).parameters["trust_remote_code"].default is False

@@ -1,4 +1,4 @@
-"""Tests for VerifyRM pre-training (`cooper train-rm`), evaluation (`cooper eval-rm`) and cooper.metrics."""
+"""Tests for VerifyRM pre-training (`cooper train-rm`), evaluation (`cooper eval-rm`) and cooper.rm.metrics."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from cooper.cli import main
-from cooper.metrics import binary_metrics, roc_auc, score_metrics
-from cooper.reward_model import VerifyRM
-from cooper.rm_eval import evaluate_rm, judge_table, markdown
-from cooper.rm_train import RMTrainConfig, bce_loss, parse_columns, parse_label, train_rm
-from cooper.tiny import TinyPaths
+from cooper.data.rows import parse_columns
+from cooper.rm.data import parse_label
+from cooper.rm.evaluate import evaluate_rm, judge_table, markdown
+from cooper.rm.metrics import binary_metrics, roc_auc, score_metrics
+from cooper.rm.model import VerifyRM
+from cooper.rm.pretrain import RMTrainConfig, bce_loss, train_rm
+from cooper.utils.tiny import TinyPaths
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -173,7 +175,7 @@ def test_bce_loss() -> None:
 
 
 def test_split_keeps_rows_on_both_sides() -> None:
-    from cooper.rm_train import _split
+    from cooper.rm.pretrain import _split
 
     rows = [{"i": i} for i in range(10)]
     train, held_out = _split(rows, 0.2, seed=0)
@@ -226,7 +228,7 @@ def test_training_loads_fp32_weights(
     monkeypatch: pytest.MonkeyPatch, tiny_paths: TinyPaths, tmp_path: Path
 ) -> None:
     """Training must hold fp32 master weights even where scoring would load bf16 (on a GPU)."""
-    from cooper import rm_train
+    from cooper.rm import pretrain as rm_train
 
     seen = {}
     real = VerifyRM.from_pretrained.__func__

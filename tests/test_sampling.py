@@ -1,4 +1,4 @@
-"""Tests for cooper.sampling: the nucleus is transformers' own, and draws follow the distribution."""
+"""Tests for cooper.eval.sampling: the nucleus is transformers' own, and draws follow the distribution."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
-from cooper.sampling import NucleusSampler, TemperatureTopP, draw
+from cooper.eval.sampling import NucleusSampler, TemperatureTopP, draw
 
 
 def _transformers(scores: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Tests for cooper.templates: the one VerifyRM input template and its token-level truncation."""
+"""Tests for cooper.rm.template: the one VerifyRM input template and its token-level truncation."""
 
 from __future__ import annotations
 
@@ -7,15 +7,9 @@ import re
 
 import pytest
 
-from cooper import templates
-from cooper.templates import (
-    TRUNCATION_MARKER,
-    RMEncoder,
-    clip_middle,
-    encode_rm_input,
-    format_rm_text,
-)
-from cooper.tiny import EOS_TOKEN, IM_START, PAD_TOKEN, TinyPaths
+from cooper.rm import template as templates
+from cooper.rm.template import TRUNCATION_MARKER, RMEncoder, clip_middle, encode_rm_input, format_rm_text
+from cooper.utils.tiny import EOS_TOKEN, IM_START, PAD_TOKEN, TinyPaths
 
 WORDS = [
     "the",

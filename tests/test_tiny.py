@@ -1,4 +1,4 @@
-"""Tests for cooper.tiny: offline tokenizer and Qwen2 models built on the fly."""
+"""Tests for cooper.utils.tiny: offline tokenizer and Qwen2 models built on the fly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cooper import tiny
+from cooper.utils import tiny as tiny
 
 TEXTS = [
     *tiny.ROUNDTRIP_TEXTS,
@@ -66,7 +66,7 @@ def _load_tokenizer(path: Path):
 
 
 def test_import_is_cheap() -> None:
-    code = "import sys, cooper.tiny; print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))"
+    code = "import sys, cooper.utils.tiny; print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -10,9 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cooper.data import DataError
-from cooper.train import latest_checkpoint, load_prompts, train
-from cooper.train_config import load_config, parse_overrides
+from cooper.data.rows import DataError
+from cooper.rl.build import load_prompts
+from cooper.rl.checkpoint import latest_checkpoint
+from cooper.rl.config import load_config, parse_overrides
+from cooper.rl.train import train
+from cooper.utils.state import load_state
 from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 pytestmark = pytest.mark.slow
@@ -35,7 +38,7 @@ def _changed(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize("mode", ["rule", "static_rm", "cooper"])
 def test_each_mode_trains(models, tmp_path, mode, monkeypatch, digits_train_config):
     seen_kwargs: dict = {}
-    from cooper import rewards
+    from cooper.rl import reward as rewards
 
     real_call = rewards.RewardFunction.__call__
 
@@ -78,7 +81,7 @@ def test_each_mode_trains(models, tmp_path, mode, monkeypatch, digits_train_conf
 
 
 def test_static_rm_stays_frozen(models, tmp_path, digits_train_config):
-    from cooper import train as train_mod
+    from cooper.rl import train as train_mod
 
     captured = {}
     real = train_mod.build_reward
@@ -102,7 +105,7 @@ def test_resume_continues_with_the_saved_rm(models, tmp_path, digits_train_confi
     assert first["steps"] == 2
     ckpt = latest_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.name == "checkpoint-2"
-    saved_rm = _weights(ckpt / "cooper_rm" / "model")
+    saved_rm = load_state(ckpt / "cooper_rm", "reward")["rm"]  # safetensors + JSON, no pickle
 
     # a torn checkpoint (no completion marker) must be skipped
     torn = tmp_path / "checkpoint-3"
@@ -110,20 +113,20 @@ def test_resume_continues_with_the_saved_rm(models, tmp_path, digits_train_confi
     (torn / "trainer_state.json").write_text("{}")
     assert latest_checkpoint(tmp_path) == ckpt
 
-    from cooper import train as train_mod
+    from cooper.rl import callback as callback_mod
 
     loaded = {}
-    real_load = train_mod.load_reward_state
+    real_load = callback_mod.load_reward_state
 
     def spy(reward, path):
         real_load(reward, path)
         loaded.update({k: v.detach().clone() for k, v in reward.rm.model.state_dict().items()})
 
-    train_mod.load_reward_state = spy
+    callback_mod.load_reward_state = spy
     try:
         second = train(digits_train_config(tmp_path, "cooper", max_steps=4, save_steps=2), resume=True)
     finally:
-        train_mod.load_reward_state = real_load
+        callback_mod.load_reward_state = real_load
     assert second["steps"] == 4
     assert not _changed(saved_rm, {k: loaded[k] for k in saved_rm})
     steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -145,7 +148,7 @@ def test_prompts_without_reference_fail_before_training(tmp_path, models, digits
 def test_bad_reward_models_fail_at_start_up(tmp_path, models):
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from cooper.reward_model import VerifyRM
+    from cooper.rm.model import VerifyRM
 
     two_labels = AutoModelForSequenceClassification.from_config(
         AutoConfig.from_pretrained(models["rm"], num_labels=2)
@@ -205,7 +208,7 @@ def test_cli_train_and_plot(models, tmp_path, capsys):
 def test_negatives_from_each_source_gives_one_pair_per_source(
     models, tmp_path, monkeypatch, digits_train_config
 ):
-    from cooper.cooper import RMUpdater
+    from cooper.rl.rm_update import RMUpdater
 
     seen: list[list] = []
     real_update = RMUpdater.update
@@ -235,17 +238,17 @@ def test_negatives_from_each_source_gives_one_pair_per_source(
 
 def test_trl_logs_join_only_the_steps_trl_logs(tmp_path, digits_train_config, monkeypatch):
     """With grpo.logging_steps 2, every step still has its row, in order; TRL's values are on the logged steps."""
-    from cooper.train import CooperCallbackMixin
+    from cooper.rl.callback import CooperCallback
 
     logged: list[int] = []
-    real_on_log = CooperCallbackMixin.on_log
+    real_on_log = CooperCallback.on_log
 
     def spy(self, args, state, control, logs=None, **kw):
         if logs and "loss" in logs:
             logged.append(state.global_step)
         return real_on_log(self, args, state, control, logs=logs, **kw)
 
-    monkeypatch.setattr(CooperCallbackMixin, "on_log", spy)
+    monkeypatch.setattr(CooperCallback, "on_log", spy)
     train(digits_train_config(tmp_path, "rule", logging_steps=2))
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]

@@ -16,8 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cooper.verify import explain, extract_answer, is_correct, is_correct_batch, is_correct_batch_async, judge
-from cooper.verify_pool import VerifierPool, shared_pool
+from cooper.verify.pool import (
+    VerifierPool,
+    explain,
+    is_correct,
+    is_correct_batch,
+    is_correct_batch_async,
+    shared_pool,
+)
+from cooper.verify.rule import extract_answer, judge
 
 # (response, reference, expected verdict). Precision first: the "False" rows are the costly ones.
 CASES = [

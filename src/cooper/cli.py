@@ -1,7 +1,10 @@
 """The ``cooper`` command: one subcommand per pipeline stage.
 
-Each pipeline module defines ``register(subparsers)``, which adds its parser and sets ``func``; the
-modules keep their heavy imports inside functions, so ``cooper --help`` stays fast.
+Every subcommand's parser is declared here; its run function is named by ``command_target``
+(``"module:function"``, a function ``(args) -> int``) and its module is imported only when that command
+runs, so ``cooper --help`` and ``cooper COMMAND --help`` import no pipeline code (nor torch, transformers,
+TRL). Defaults shown in the help come from import-free modules (:mod:`cooper.eval.constants`) or light ones
+(:func:`cooper.utils.endpoints.add_endpoint_args`).
 """
 
 from __future__ import annotations
@@ -12,17 +15,20 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable
+
+from cooper.eval.constants import (
+    DEFAULT_INSTRUCTION,
+    DEFAULT_MAX_NEW_TOKENS,
+    DTYPES,
+    ENGINES,
+    PAPER_BENCHMARKS,
+)
+from cooper.utils.endpoints import add_endpoint_args
 
 log = logging.getLogger("cooper")
 
-# Modules that add subcommands, in the order `cooper --help` lists them.
-SUBCOMMAND_MODULES: list[str] = [
-    "cooper.demo.run",
-    "cooper.rm_train",
-    "cooper.train",
-    "cooper.evaluate",
-    "cooper.annotate",
-]
+Subparsers = argparse._SubParsersAction
 
 
 def _reference_answer(value: str) -> str:
@@ -44,7 +50,7 @@ def _timeout_seconds(value: str) -> float:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from cooper.verify import explain
+    from cooper.verify.pool import explain
 
     response = args.response
     if response == "-":
@@ -62,7 +68,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result["correct"] else 1
 
 
-def _register_verify(sub: argparse._SubParsersAction) -> None:
+def _add_verify(sub: Subparsers) -> None:
     p = sub.add_parser(
         "verify",
         help="check one response against a reference with the rule-based verifier",
@@ -84,7 +90,214 @@ def _register_verify(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_verify)
 
 
+def _command(sub: Subparsers, name: str, target: str, **kwargs: str) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` whose run function ``target`` ("module:function") is imported when it runs."""
+    p = sub.add_parser(name, **kwargs)
+    p.set_defaults(command_target=target)
+    return p
+
+
+def _add_demo(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "demo",
+        "cooper.demo.run:run_cli",
+        help="reward hacking and its cure, end to end on a CPU (report + plots)",
+        description="SFT a tiny policy, pre-train a tiny VerifyRM on hybrid-annotated samples, run the rule, "
+        "static_rm and cooper arms, and write DIR/report.md, DIR/report.json and PNG plots.",
+    )
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of about 20-30 s on 2 CPU cores (does not show the effect)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="RL seeds per arm (default 3)")
+    p.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="also rewrite the results block of this README (between the demo-results markers)",
+    )
+
+
+def _add_train_rm(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "train-rm",
+        "cooper.rm.pretrain:run_cli",
+        help="pre-train VerifyRM (pointwise BCE) on labelled (question, reference, completion) rows",
+        description="Pointwise VerifyRM pre-training with transformers' Trainer. Rows: "
+        "{question, reference, completion, label} in .jsonl/.json/.parquet.",
+    )
+    p.add_argument("--data", nargs="+", required=True, help="training file(s)")
+    p.add_argument("--model", default="tiny", help="local checkpoint dir, or 'tiny' (random-init tiny Qwen2)")
+    p.add_argument("--out", required=True, help="output dir: the trained model, metrics.json, checkpoints/")
+    p.add_argument("--eval-data", nargs="+", help="held-out file(s) instead of --eval-split")
+    p.add_argument(
+        "--eval-split", type=float, default=0.05, help="fraction of --data held out (default 0.05)"
+    )
+    p.add_argument("--column", action="append", metavar="THEIRS=OURS", help="rename a column, repeatable")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-5, dest="learning_rate")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--max-length", type=int, default=1024, help="RM input budget in tokens")
+    p.add_argument("--save-steps", type=int, default=200, help="checkpoint (and eval) every N steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threshold", type=float, default=0.5, help="P(correct) threshold for accuracy/precision")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT")
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
+    )
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
+    )
+    p.add_argument("--report-to", default="none", help="transformers logging backend (none, wandb, ...)")
+
+
+def _add_eval_rm(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "eval-rm",
+        "cooper.rm.evaluate:run_cli",
+        help="evaluate a reward model against the rule verifier on labelled completions",
+        description="Accuracy/precision/recall of the RM, the rule verifier, 'rule OR RM' and 'rule AND RM', "
+        "overall and per answer_type. Rows: VerifyBench {question, answer, completion, gold_correct, "
+        "answer_type?} or {question, reference, completion, label}.",
+    )
+    p.add_argument("--model", required=True, help="reward model directory (from cooper train-rm)")
+    p.add_argument("--data", nargs="+", required=True, help="labelled file(s): .jsonl/.json/.parquet")
+    p.add_argument(
+        "--threshold", type=float, default=0.5, help="P(correct) threshold for the RM (default 0.5)"
+    )
+    p.add_argument("--column", action="append", metavar="THEIRS=OURS", help="rename a column, repeatable")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out", default=None, help="write OUT.json and OUT.md (default: print only)")
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
+    )
+    p.add_argument("--trust-remote-code", action="store_true")
+
+
+def _add_train(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "train",
+        "cooper.rl.train:run_cli",
+        help="GRPO on TRL with a rule, static-RM or Cooper (co-trained RM) reward",
+        description="Train a policy with TRL's GRPOTrainer. CONFIG is YAML (see configs/); override any key "
+        "with --section.key value, e.g. --reward.mode static_rm --grpo.max_steps 20.",
+    )
+    p.add_argument("config", help="YAML config file")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in output_dir from its newest complete checkpoint (refused if the checkpoint "
+        "was made with other run-defining settings; a finished run is left as it is)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run's checkpoints and outputs in output_dir and start again",
+    )
+    p.set_defaults(accepts_overrides=True)
+
+    q = _command(
+        sub, "plot", "cooper.rl.train:run_plot", help="render a training run's metrics.jsonl to PNG plots"
+    )
+    q.add_argument("run_dir", help="the output_dir of a cooper train run")
+
+
+def _add_eval(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "eval",
+        "cooper.eval.run:run_cli",
+        help="evaluate a policy on maths benchmarks (paper protocol: 8 samples, T=0.7, top-p 0.95)",
+        description="Sample completions from a policy, score them with the rule verifier and report average "
+        "accuracy over all samples (the paper's metric), pass@1, pass@n and majority-vote accuracy. "
+        "Writes results.md, results.json and samples.jsonl to --out.",
+    )
+    p.add_argument("--model", required=True, help="a saved transformers model directory (with config.json)")
+    p.add_argument(
+        "--benchmarks", help=f"comma-separated (default: {','.join(PAPER_BENCHMARKS)}, or none with --data)"
+    )
+    p.add_argument(
+        "--data", nargs="+", default=[], metavar="FILE", help="jsonl/json/parquet files to evaluate"
+    )
+    p.add_argument(
+        "--columns", nargs="+", metavar="THEIR=OURS", help="rename --data columns: problem=question"
+    )
+    p.add_argument("--n", type=int, default=8, help="samples per problem (default 8)")
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help=f"per completion (default {DEFAULT_MAX_NEW_TOKENS}, capped at half the model's context)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="first N problems of each benchmark")
+    p.add_argument("--batch-size", type=int, help="sequences per generate call (default: CPU 32, GPU 64)")
+    p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
+    p.add_argument("--resume", action="store_true", help="reuse the samples already in OUT/samples.jsonl")
+    p.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="appended to each question (user turn)")
+    p.add_argument("--system", help="optional system message")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: vLLM if installed and on a GPU")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (transformers engine)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: bf16/fp16 on GPU, fp32 on CPU")
+    p.add_argument("--trust-remote-code", action="store_true", help="run model code from the model dir")
+    p.add_argument("--name", help="model name in the table (default: the directory name)")
+
+
+def _add_annotate(sub: Subparsers) -> None:
+    p = _command(
+        sub,
+        "annotate",
+        "cooper.annotate.pipeline:run_cli",
+        help="hybrid annotation: rule verifier + LLM judge, keep the rows where they agree",
+        description=(
+            "Label completions with the rule verifier and a reference-based LLM judge (any OpenAI-compatible "
+            "endpoint) and keep the rows where both agree: OUT/annotated.jsonl ({id, question, reference, "
+            "completion, label, source}, ready for `cooper train-rm`), OUT/disagreements.jsonl, OUT/stats.json. "
+            "Resumable: a rerun into the same OUT skips ids already judged; OUT/run.json records the input "
+            "files (path, sha256) and settings, and a rerun with another input is refused. Exit codes: 0 done; "
+            "2 bad input, unusable endpoint or an OUT made from another input (reported before anything is "
+            "written); 3 rows left unjudged: some after endpoint failures (rerun to retry them), or all "
+            "because the judge never gave a verdict (check the judge, rerun with --retry-abstentions)."
+        ),
+    )
+    p.add_argument(
+        "--data", nargs="+", required=True, metavar="FILE", help=".jsonl/.json/.parquet input file(s)"
+    )
+    p.add_argument(
+        "--column", action="append", metavar="THEIRS=OURS", help="rename an input column (repeatable)"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (reused on resume)")
+    p.add_argument(
+        "--format", choices=("jsonl", "parquet"), default="jsonl", help="also write annotated.parquet"
+    )
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
+    )
+    p.add_argument("--retry-abstentions", action="store_true", help="ask the judge again where it abstained")
+    p.add_argument("--verifier-timeout", type=float, default=5.0, help="seconds per rule-verifier verdict")
+    add_endpoint_args(p, "judge", "judge endpoint (OpenAI-compatible)")
+    g = p.add_argument_group("generation (rows without completions)")
+    g.add_argument(
+        "--generator", metavar="MODEL_DIR", help="local model directory to sample completions from"
+    )
+    g.add_argument("--samples", type=int, default=4, metavar="K", help="completions per row")
+    g.add_argument("--temperature", type=float, default=0.7)
+    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--max-new-tokens", type=int, default=512)
+    g.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from MODEL_DIR")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cooper`` parser with every subcommand, in the order ``cooper --help`` lists them."""
     from cooper import __version__
 
     parser = argparse.ArgumentParser(
@@ -94,10 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cooper {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _register_verify(sub)
-    for name in SUBCOMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for add in (_add_verify, _add_demo, _add_train_rm, _add_eval_rm, _add_train, _add_eval, _add_annotate):
+        add(sub)
     return parser
+
+
+def resolve_command(target: str) -> Callable[[argparse.Namespace], int]:
+    """``"package.module:function"`` -> the function (importing its module)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,13 +328,16 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not getattr(args, "func", None):
+    func = getattr(args, "func", None)
+    if func is None and getattr(args, "command_target", None):
+        func = resolve_command(args.command_target)
+    if func is None:
         parser.print_help()
         return 0
-    from cooper.data import DataError
+    from cooper.data.rows import DataError
 
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except (DataError, FileNotFoundError, ValueError) as e:  # bad input: say what and where, no traceback
         if args.verbose:
             raise

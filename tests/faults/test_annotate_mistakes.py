@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from cooper.cli import main
-from cooper.endpoints import ChatClient, EndpointConfig, EndpointError
-from cooper.io import read_jsonl
+from cooper.utils.endpoints import ChatClient, EndpointConfig, EndpointError
+from cooper.utils.io import read_jsonl
 from helpers_endpoint import FakeEndpoint, Reply, chat_body
 
 SECRET = "sk-test-DO-NOT-LEAK-5xx-91b2"

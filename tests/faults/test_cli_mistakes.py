@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cooper.cli import main
-from cooper.tiny import TinyPaths
+from cooper.utils.tiny import TinyPaths
 
 
 @pytest.fixture(autouse=True)
@@ -94,12 +94,12 @@ def test_eval_out_that_is_a_file_fails_before_the_model_is_loaded(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import cooper.evaluate
+    import cooper.eval.run
 
     def no_loading(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was loaded before --out was checked")
 
-    monkeypatch.setattr(cooper.evaluate, "load_engine", no_loading)
+    monkeypatch.setattr(cooper.eval.run, "load_engine", no_loading)
     existing = tmp_path / "results.txt"
     existing.write_text("keep me\n")
     out = existing if where == "out_is_a_file" else existing / "eval"
@@ -183,7 +183,7 @@ def test_plot_into_a_run_dir_whose_plots_is_a_file(
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json"])
 def test_a_utf8_bom_is_accepted(suffix: str, tmp_path: Path) -> None:
-    from cooper.rows import load_rows
+    from cooper.data.rows import load_rows
 
     rows = [
         {"id": "a", "question": "1+1?", "reference": "2"},

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from cooper.io import read_jsonl
-from cooper.tiny import TinyPaths
+from cooper.utils.io import read_jsonl
+from cooper.utils.tiny import TinyPaths
 from faults.killer import Child, complete_lines
 from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
@@ -50,7 +50,7 @@ def _write_config(path: Path, out: Path, tiny: TinyPaths, mode: str, **grpo: Any
 
 
 def _checkpoints(out: Path) -> tuple[list[int], list[int]]:
-    """(complete, torn) checkpoint steps, judged independently of cooper.train: a complete checkpoint has
+    """(complete, torn) checkpoint steps, judged independently of cooper.rl.train: a complete checkpoint has
     the Trainer's state and cooper's completion marker."""
     complete, torn = [], []
     for d in out.glob("checkpoint-*"):

@@ -189,9 +189,9 @@ def test_duplicate_ids_are_rejected(command, tmp_path, caplog, capsys):
 
 
 def test_train_rejects_duplicate_ids(tmp_path):
-    from cooper.data import DataError
-    from cooper.train import load_prompts
-    from cooper.train_config import load_config
+    from cooper.data.rows import DataError
+    from cooper.rl.build import load_prompts
+    from cooper.rl.config import load_config
 
     data = _jsonl(tmp_path / "dups.jsonl", _rows(_good(0), _good(1), _good(0, question="What is 5+5?")))
     cfg = load_config(None, [], output_dir=str(tmp_path / "out"), data={"files": [str(data)]})

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cooper.cooper import RMUpdateConfig, RMUpdater
-from cooper.reward_model import VerifyRM
-from cooper.rewards import RewardFunction
-from cooper.verify import is_correct_batch
-from cooper.verify_pool import shared_pool
+from cooper.rl.reward import RewardFunction
+from cooper.rl.rm_update import RMUpdateConfig, RMUpdater
+from cooper.rm.model import VerifyRM
+from cooper.verify.pool import is_correct_batch, shared_pool
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -104,7 +103,7 @@ def test_hostile_completions_through_the_training_reward(reward, tmp_path):
 
 def test_invalid_unicode_in_a_negative_does_not_break_the_rm_update(reward):
     """An assistant endpoint may answer with a JSON "\\ud800" escape: the RM must still encode it."""
-    from cooper.cooper import Pair
+    from cooper.rl.rm_update import Pair
 
     bad = "2 + 2 = \\boxed{5} \ud800\udc00\udfff " + b"\xff".decode("utf-8", errors="surrogateescape")
     pairs = [Pair("What is 2+2?", "4", "2 + 2 = \\boxed{4}", bad, "assistant")]

@@ -29,8 +29,8 @@ def _finite(path: Path) -> bool:
 def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_continues(
     digits_train_config, tmp_path, monkeypatch
 ):
-    from cooper import rewards
-    from cooper import train as train_mod
+    from cooper.rl import reward as rewards
+    from cooper.rl import train as train_mod
 
     injected = {"nan_scores": 0, "bad_updates": 0}
     returned: list[list[float]] = []

@@ -99,7 +99,7 @@ def test_train_with_assistant_negatives_never_writes_the_key(
     chats = [s for s in srv.chat_requests if s.path.endswith("/chat/completions")]
     assert chats, "the assistant was never asked for a negative: the test would prove nothing"
     assert len(_bearer_seen(srv, key)) == len(srv.seen), "the key was not sent as the bearer token"
-    assert (out / "metrics.jsonl").is_file() and list(out.glob("checkpoint-*/cooper_rm/reward_state.pkl"))
+    assert (out / "metrics.jsonl").is_file() and list(out.glob("checkpoint-*/cooper_rm/reward.json"))
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert sum(r.get("negatives/assistant", 0) for r in metrics) > 0
     leaks = _leaks(key, [out, tmp_path], {"log": caplog.text, "stdout": captured.out, "stderr": captured.err})
@@ -168,8 +168,8 @@ def test_bad_assistant_url_in_a_train_config_fails_before_any_work(url, tmp_path
 
 def test_tls_verification_is_on_unless_disabled_explicitly(tmp_path):
     from cooper.cli import build_parser
-    from cooper.endpoints import endpoint_config_from_args
-    from cooper.train_config import load_config
+    from cooper.rl.config import load_config
+    from cooper.utils.endpoints import endpoint_config_from_args
 
     cfg = load_config(
         None,
@@ -201,14 +201,18 @@ def test_tls_verification_is_on_unless_disabled_explicitly(tmp_path):
 
 
 def _cooper_modules() -> list[Any]:
-    names = [p.stem for p in SRC.glob("*.py") if p.stem != "__main__"]
-    return [importlib.import_module(f"cooper.{n}") for n in sorted(names)]
+    names = [
+        ".".join(p.relative_to(SRC.parent).with_suffix("").parts)
+        for p in SRC.rglob("*.py")
+        if p.stem not in ("__main__", "__init__")
+    ]
+    return [importlib.import_module(n) for n in sorted(names)]
 
 
 def test_trust_remote_code_defaults_to_false_everywhere():
     from cooper.cli import build_parser
-    from cooper.rm_train import RMTrainConfig
-    from cooper.train_config import TrainConfig
+    from cooper.rl.config import TrainConfig
+    from cooper.rm.pretrain import RMTrainConfig
 
     checked = []
     for module in _cooper_modules():
@@ -262,9 +266,9 @@ def pickled_model_dir(tiny_paths, tmp_path) -> tuple[Path, Path]:
 
 
 def test_a_model_dir_with_only_pickled_weights_is_refused(pickled_model_dir, tiny_paths, tmp_path, caplog):
-    from cooper.generation import TransformersEngine
-    from cooper.models import ModelLoadError, check_model_dir
-    from cooper.reward_model import VerifyRM
+    from cooper.eval.engines import TransformersEngine
+    from cooper.rm.model import VerifyRM
+    from cooper.utils.models import ModelLoadError, check_model_dir
 
     d, canary = pickled_model_dir
     for load in (

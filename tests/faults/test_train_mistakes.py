@@ -18,7 +18,7 @@ import yaml
 from tests.helpers_data import DIGITS, DIGITS_INSTRUCTION
 
 from cooper.cli import main
-from cooper.train_config import ConfigError, load_config, parse_overrides
+from cooper.rl.config import ConfigError, load_config, parse_overrides
 
 GOOD_ROW = {"question": "What is 1+1?", "reference": "2", "completion": "1+1 = \\boxed{2}", "label": 1}
 
@@ -177,7 +177,7 @@ def test_rule_mode_neither_loads_nor_warns_about_a_named_rm(
 ):
     """In mode rule the verifier pays the policy: a named RM is not loaded, so no RM metric and no
     hacking warning can describe a reward the policy never saw."""
-    from cooper.reward_model import VerifyRM
+    from cooper.rm.model import VerifyRM
 
     def fail(*a, **k):
         raise AssertionError("mode rule loaded the reward model")
@@ -194,14 +194,12 @@ def test_rule_mode_neither_loads_nor_warns_about_a_named_rm(
 def test_the_monitor_warns_only_of_a_reward_the_policy_is_paid_by(caplog):
     from types import SimpleNamespace
 
-    from cooper.train import CooperCallbackMixin
-    from cooper.train_config import MonitorConfig
+    from cooper.rl.callback import CooperCallback
+    from cooper.rl.config import MonitorConfig
 
     for mode, warns in (("rule", False), ("static_rm", True), ("cooper", True)):
-        cb = CooperCallbackMixin.__new__(CooperCallbackMixin)
-        cb.reward = SimpleNamespace(mode=mode)
-        cb.cfg = SimpleNamespace(monitor=MonitorConfig(hacking_gap_threshold=0.3, patience=2))
-        cb.high_gap_steps = 0
+        reward = SimpleNamespace(mode=mode, calls=0)
+        cb = CooperCallback(reward, monitor=MonitorConfig(hacking_gap_threshold=0.3, patience=2))
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             for step in (1, 2, 3):
@@ -292,7 +290,7 @@ def test_relative_input_paths_are_read_against_the_config_files_folder(tmp_path,
     assert cfg.policy == str(tmp_path / "project" / "models" / "p")
     assert cfg.reward.rm == "tiny"  # the offline tiny model is not a path
     assert cfg.output_dir == "runs/x" and cfg.data.data_dir == "mine"  # relative to where the command runs
-    from cooper.train import load_prompts
+    from cooper.rl.build import load_prompts
 
     assert len(load_prompts(cfg)) > 0
 
@@ -357,7 +355,7 @@ def test_a_weightless_model_dir_is_one_clear_error(
 def test_an_output_path_that_is_a_file_fails_before_loading(
     command, config_file, tiny_paths, tmp_path, monkeypatch, caplog, capsys
 ):
-    from cooper.reward_model import VerifyRM
+    from cooper.rm.model import VerifyRM
 
     def fail(*a, **k):
         raise AssertionError("a model was loaded before the output path was checked")
@@ -404,3 +402,33 @@ def test_duplicate_ids_stop_train_rm_and_eval_rm(command, tiny_paths, tmp_path, 
     assert rc == 2, text
     assert f"{data} line 3: duplicate id 'a' (first at {data} line 1)" in text, text
     assert _files(out) == []
+
+
+# -- a checkpoint never runs code ----------------------------------------------------------------------------
+class _Payload:
+    """Unpickling this creates ``path``: proof that a pickle was executed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("target", ["cooper_rm/reward.json", "cooper_rm/reward.safetensors", "rng_state.pth"])
+def test_resume_refuses_a_pickle_payload_without_running_it(target, config_file, tmp_path, caplog, capsys):
+    """cooper's checkpoint state is JSON + safetensors, and TRL's files load with weights_only=True: a pickle
+    placed where a checkpoint file belongs is refused on --resume, and never executed."""
+    import pickle
+
+    run = tmp_path / "run"
+    assert _run(["train", config_file()], caplog, capsys)[0] == 0
+    marker = tmp_path / "pwned"
+    victim = run / "checkpoint-2" / target
+    assert victim.is_file(), sorted(p.name for p in victim.parent.iterdir())
+    victim.write_bytes(pickle.dumps(_Payload(marker)))
+    rc, text = _run(["train", config_file(**{"grpo.max_steps": 3}), "--resume"], caplog, capsys)
+    assert not marker.exists(), "a pickle in the checkpoint was executed"
+    assert rc == 2, text
+    assert "checkpoint-2" in text and "Traceback" not in text, text
+    assert not (run / "checkpoint-3").exists()

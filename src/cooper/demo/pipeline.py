@@ -1,7 +1,7 @@
 """The demo's phases: task, SFT warm start, hybrid annotation + RM pre-training, three RL arms, evaluation.
 
-Every phase uses the library's own code paths (``cooper.sft``, ``cooper.annotate``, ``cooper.rm_train``,
-``cooper.train``), so the demo is also an end-to-end test of them.
+Every phase uses the library's own code paths (``cooper.rl.sft``, ``cooper.annotate``, ``cooper.rm.pretrain``,
+``cooper.rl.train``), so the demo is also an end-to-end test of them.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def heldout_accuracy(
 ) -> dict[str, float]:
     """Average accuracy of ``n`` samples per problem at temperature 0.7, by the exact checker and by the
     rule verifier, and the share of samples with a verification step (the shortcut the demo's RM learns)."""
-    from cooper.verify import is_correct_batch
+    from cooper.verify.pool import is_correct_batch
 
     samples = generate(model, tokenizer, [p.question for p in problems], temperature=0.7, n=n,
                        max_new_tokens=max_new_tokens, seed=seed)  # fmt: skip
@@ -200,7 +200,7 @@ def build_task(s: DemoSettings) -> tuple[list[Problem], list[Problem]]:
 
 def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Path) -> Path:
     """Warm start on worked solutions: mostly correct (in varied surface forms), some with a slip."""
-    from cooper.sft import sft_warm_start
+    from cooper.rl.sft import sft_warm_start
 
     rng = random.Random(s.task_seed)
     examples = [
@@ -237,7 +237,7 @@ def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: 
     an independent judge, keep agreements."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cooper.annotate import annotate
+    from cooper.annotate.pipeline import annotate
 
     tok = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir)
@@ -267,7 +267,7 @@ def backbone_texts(problems: list[Problem], rng: random.Random, word_share: floa
     """RM-template texts (question, reference, worked solution) whose final answer is the reference, with
     correct or flawed working: the only way to predict the answer is to read the reference. In a share
     ``word_share`` the answer is the reference's number word."""
-    from cooper.templates import format_rm_text
+    from cooper.rm.template import format_rm_text
 
     texts = []
     for p in problems:
@@ -292,7 +292,7 @@ def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Pa
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cooper.tiny import build_causal_lm
+    from cooper.utils.tiny import build_causal_lm
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     build_causal_lm(
@@ -329,7 +329,7 @@ def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Pa
 def shortcut_probe(rm_dir: Path, problems: list[Problem]) -> dict[str, float]:
     """Mean RM score of written solutions to ``problems``: correct, wrong (a slip in the second step), and the
     same wrong ones with a verification step. ``wrong_with_check`` far above ``wrong`` is the shortcut."""
-    from cooper.reward_model import VerifyRM
+    from cooper.rm.model import VerifyRM
 
     rm = VerifyRM.from_pretrained(rm_dir, max_length=160)
     rng = random.Random(0)
@@ -346,7 +346,7 @@ def shortcut_probe(rm_dir: Path, problems: list[Problem]) -> dict[str, float]:
 
 
 def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tuple[Path, dict]:
-    from cooper.rm_train import RMTrainConfig, train_rm
+    from cooper.rm.pretrain import RMTrainConfig, train_rm
 
     cfg = RMTrainConfig(
         data=[str(annotated)], out=str(out), model=str(base_rm), eval_split=0.15, epochs=s.rm_epochs,
@@ -359,8 +359,8 @@ def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tupl
 def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path, held: list[Problem],
               s: DemoSettings, out: Path) -> dict[str, Any]:  # fmt: skip
     """One RL arm: ``cooper train`` from the SFT policy and the pre-trained RM, evaluated periodically."""
-    from cooper.train import train
-    from cooper.train_config import load_config
+    from cooper.rl.config import load_config
+    from cooper.rl.train import train
 
     cfg = load_config(
         None,

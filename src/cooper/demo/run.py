@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.demo import pipeline as P
-from cooper.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from cooper.utils.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ def _peak_rss_mb() -> float | None:
 def run_demo(
     out: str | Path, *, quick: bool = False, seeds: int = 3, readme: str | Path | None = None
 ) -> dict[str, Any]:
-    from cooper.tiny import tiny_models
+    from cooper.utils.tiny import tiny_models
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -391,29 +391,8 @@ def run_demo(
     return report
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="reward hacking and its cure, end to end on a CPU (report + plots)",
-        description="SFT a tiny policy, pre-train a tiny VerifyRM on hybrid-annotated samples, run the rule, "
-        "static_rm and cooper arms, and write DIR/report.md, DIR/report.json and PNG plots.",
-    )
-    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="a smoke run of about 20-30 s on 2 CPU cores (does not show the effect)",
-    )
-    p.add_argument("--seeds", type=int, default=3, help="RL seeds per arm (default 3)")
-    p.add_argument(
-        "--readme",
-        metavar="PATH",
-        help="also rewrite the results block of this README (between the demo-results markers)",
-    )
-    p.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """``cooper demo``: run every phase, then print the arms' summary."""
     report = run_demo(args.out, quick=args.quick, seeds=args.seeds, readme=args.readme)
     from rich.console import Console
     from rich.table import Table

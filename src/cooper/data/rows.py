@@ -3,7 +3,7 @@
 :func:`load_rows` renames columns, checks the text fields and fills ``id`` and ``source``; malformed files
 and rows raise :class:`DataError` naming the file, the 1-based line (JSON Lines) or row (JSON array,
 parquet) and the field. ``datasets`` and ``pyarrow`` are imported only when a parquet file is read, so
-importing this module is cheap. The benchmark loaders built on it are in :mod:`cooper.data`.
+importing this module is cheap. The benchmark loaders built on it are in :mod:`cooper.data.benchmarks`.
 """
 
 from __future__ import annotations

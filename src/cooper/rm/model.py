@@ -2,7 +2,7 @@
 
 A plain ``AutoModelForSequenceClassification`` with one logit, saved in safetensors with its tokenizer,
 so transformers alone can load it; ``cooper_rm.json`` beside it records the template version and the
-``max_length`` the model was trained with. Inputs always go through :class:`cooper.templates.RMEncoder`.
+``max_length`` the model was trained with. Inputs always go through :class:`cooper.rm.template.RMEncoder`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cooper.models import check_model_dir, load_errors
-from cooper.templates import TEMPLATE_VERSION, RMEncoder
+from cooper.rm.template import TEMPLATE_VERSION, RMEncoder
+from cooper.utils.models import check_model_dir, load_errors
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +50,7 @@ def length_buckets(lengths: list[int], batch_size: int) -> list[list[int]]:
 
 
 def check_rm_dir(path: str | os.PathLike[str], *, new_head: bool = False) -> Path:
-    """``path`` as a reward-model directory (see :func:`cooper.models.check_model_dir`) whose config.json
+    """``path`` as a reward-model directory (see :func:`cooper.utils.models.check_model_dir`) whose config.json
     declares a one-logit sequence classifier; with ``new_head`` a base causal LM is accepted too (it gets a
     new head). Reads only config.json, so every command can check its RM before it loads or writes anything."""
     p = check_model_dir(path, "reward model")
@@ -232,7 +232,7 @@ class VerifyRM:
         """P(correct) for each (question, reference, completion), in input order.
 
         A non-finite score stays visible: NaN gives NaN (never a silent 0), +inf gives 1 and -inf gives 0;
-        :class:`cooper.rewards.RewardFunction` counts and replaces NaN before it can reach the policy.
+        :class:`cooper.rl.reward.RewardFunction` counts and replaces NaN before it can reach the policy.
         """
         logits = self.score_logits(
             self.encode(questions, references, completions), batch_size=batch_size, bucket=bucket

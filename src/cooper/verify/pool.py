@@ -3,7 +3,7 @@
 Why processes: math-verify bounds its own work with ``signal.alarm``, which only works on the main
 thread of the main interpreter; called from a worker thread or an asyncio helper it raises, and
 frameworks that swallow that error score every completion 0. Here each worker is a plain child process
-(``python -m cooper.verify_pool``, not ``multiprocessing``, so it also works inside daemonic worker
+(``python -m cooper.verify.worker``, not ``multiprocessing``, so it also works inside daemonic worker
 processes and never re-imports the caller's ``__main__``). Inside a worker an interval timer interrupts
 Python-level work (a soft deadline); the parent kills and replaces a worker whose item runs past the hard
 deadline (sympy can hang inside C code where no signal gets through). The caller's thread only waits on
@@ -31,6 +31,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from cooper.verify.rule import DEFAULT_TIMEOUT_S, judge
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 120.0
@@ -49,7 +51,7 @@ class _Worker:
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("OMP_NUM_THREADS", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cooper.verify_pool"],
+            [sys.executable, "-m", "cooper.verify.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -115,7 +117,7 @@ class VerifierPool:
                 if lines is None:
                     raise VerifierPoolError(
                         f"verifier worker exited at start-up (code {w.proc.poll()}); "
-                        f"try `{sys.executable} -m cooper.verify_pool` to see why"
+                        f"try `{sys.executable} -m cooper.verify.worker` to see why"
                     )
                 w.ready = "ready" in [json.loads(ln) for ln in lines]
 
@@ -149,7 +151,7 @@ class VerifierPool:
             raise ValueError(f"{len(responses)} responses but {len(references)} references")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        from cooper.verify import MAX_RESPONSE_CHARS
+        from cooper.verify.rule import MAX_RESPONSE_CHARS
 
         n = len(responses)
         if n == 0:
@@ -258,46 +260,42 @@ def _close_shared_pool() -> None:
         _POOL.close()
 
 
-# -- the worker side --------------------------------------------------------------------------------
-class _SoftTimeout(BaseException):
-    """Raised by the interval timer; a BaseException so math-verify's ``except Exception`` lets it by."""
+def explain(response: str, reference: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    """:func:`judge` under a deadline in the worker pool: verdict, extracted answers and a note."""
+    return shared_pool().run([response], [reference], timeout_s=timeout_s)[0]
 
 
-def _worker_main() -> None:
-    import signal
-
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8", errors="surrogatepass", buffering=1)
-    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
-    logging.basicConfig(level=logging.ERROR)
-    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-
-    from cooper.verify import judge
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise _SoftTimeout
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    judge("The answer is $\\frac{1}{2}$", "0.5")  # warm up sympy before saying ready
-    out.write(json.dumps("ready") + "\n")
-    for line in sys.stdin:
-        msg = json.loads(line)
-        soft = float(msg["soft_timeout"])
-        for idx, response, reference in msg["items"]:
-            started = time.perf_counter()
-            try:
-                signal.setitimer(signal.ITIMER_REAL, soft)
-                verdict = judge(response, reference)
-            except _SoftTimeout:
-                verdict = {"correct": False, "extracted_answer": None, "reference_answer": None}
-                verdict["note"] = f"timed out after {soft:.2f} s"
-            except Exception as exc:  # noqa: BLE001 - any failure of one item is that item's False
-                verdict = {"correct": False, "extracted_answer": None, "reference_answer": None}
-                verdict["note"] = f"error: {type(exc).__name__}"
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            verdict["ms"] = round((time.perf_counter() - started) * 1e3, 4)
-            out.write(json.dumps([idx, verdict]) + "\n")
+def is_correct(response: str, reference: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    """True only if the final answer of ``response`` is equivalent to ``reference``."""
+    return bool(explain(response, reference, timeout_s=timeout_s)["correct"])
 
 
-if __name__ == "__main__":
-    _worker_main()
+def is_correct_batch(
+    responses: list[str],
+    references: list[str],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    workers: int | None = None,
+) -> list[bool]:
+    """Verdicts for many (response, reference) pairs, in order, using a pool of worker processes.
+
+    Each item has its own deadline ``timeout_s``: an item that runs past it counts as wrong, its worker
+    is killed and replaced, and the rest of the batch goes on. ``workers`` sizes the shared pool
+    (default: the number of CPU cores, at most 8); ``workers=0`` judges in this process, without
+    deadlines (for debugging).
+    """
+    if len(responses) != len(references):
+        raise ValueError(f"{len(responses)} responses but {len(references)} references")
+    if workers == 0:
+        return [bool(judge(r, g)["correct"]) for r, g in zip(responses, references, strict=True)]
+    results = shared_pool(workers).run(responses, references, timeout_s=timeout_s)
+    return [bool(r["correct"]) for r in results]
+
+
+async def is_correct_batch_async(
+    responses: list[str], references: list[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[bool]:
+    """:func:`is_correct_batch` for asyncio code: runs in a thread, never blocks the event loop."""
+    import asyncio
+
+    return await asyncio.to_thread(is_correct_batch, responses, references, timeout_s=timeout_s)

@@ -3,7 +3,7 @@
 Pre-training is binary cross-entropy on rows ``{question, reference, completion, label}`` through
 transformers' ``Trainer`` (its ``compute_loss_func`` hook; no subclass), so checkpoints, resume,
 gradient accumulation, mixed precision, DeepSpeed/FSDP via ``accelerate launch`` and logging backends come
-from transformers. Inputs go through the one RM template (:mod:`cooper.templates`).
+from transformers. Inputs go through the one RM template (:mod:`cooper.rm.template`).
 """
 
 from __future__ import annotations
@@ -16,44 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cooper.io import atomic_write_json
-from cooper.rows import load_rows, parse_columns
+from cooper.data.rows import parse_columns
+from cooper.rm.data import check_threshold, load_rm_rows
+from cooper.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
-
-RM_FIELDS = ("question", "reference", "completion", "label")
-_TRUE = {"1", "true", "yes", "correct"}
-_FALSE = {"0", "false", "no", "incorrect"}
-
-
-def parse_label(value: Any) -> int:
-    """0/1 from a bool, 0/1 number or 'true'/'false'/'0'/'1' string; anything else raises ValueError."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | float) and value in (0, 1):
-        return int(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return int(value.strip().lower() in _TRUE)
-    raise ValueError(f"label must be 0/1 or true/false, got {value!r}")
-
-
-def load_rm_rows(
-    paths: list[str], *, columns: dict[str, str] | None = None, skip_invalid: bool = False
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Labelled RM rows and the messages of rows skipped (only with ``skip_invalid``). Ids must be unique
-    across the files (a row without one gets ``{file stem}-{index}``): a repeated id is usually the same file
-    given twice, which would weigh its rows double or leak them into the held-out split."""
-    skipped: list[str] = []
-    rows = load_rows(
-        paths,
-        columns=columns,
-        required=RM_FIELDS,
-        converters={"label": parse_label},
-        skip_invalid=skip_invalid,
-        skipped=skipped,
-        unique_ids=True,
-    )
-    return rows, skipped
 
 
 @dataclass
@@ -94,21 +61,14 @@ class RMTrainConfig:
         check_threshold(self.threshold)
 
 
-def check_threshold(threshold: float) -> float:
-    """A P(correct) threshold strictly between 0 and 1, or ValueError."""
-    if not 0.0 < threshold < 1.0:  # also refuses nan
-        raise ValueError(f"--threshold must be a probability in (0, 1), got {threshold}")
-    return threshold
-
-
 def _load_or_build_rm(cfg: RMTrainConfig) -> Any:
     import torch
 
-    from cooper.reward_model import VerifyRM
+    from cooper.rm.model import VerifyRM
 
     model_dir = cfg.model
     if cfg.model == "tiny":
-        from cooper.tiny import tiny_models
+        from cooper.utils.tiny import tiny_models
 
         model_dir = str(tiny_models(Path(cfg.out) / "tiny-base", seed=cfg.seed).rm_dir)
     # fp32 weights even on GPU: the Trainer's bf16 flag is autocast over fp32 master weights; bf16 weights
@@ -155,7 +115,7 @@ def bce_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
 def _metrics_fn(threshold: float):
     import numpy as np
 
-    from cooper.metrics import score_metrics
+    from cooper.rm.metrics import score_metrics
 
     def compute(eval_pred: Any) -> dict[str, float]:
         logits = np.asarray(eval_pred.predictions).reshape(-1)
@@ -175,8 +135,8 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
-    from cooper.io import check_output_dir
-    from cooper.reward_model import check_rm_dir
+    from cooper.rm.model import check_rm_dir
+    from cooper.utils.io import check_output_dir
 
     out = check_output_dir(cfg.out, "--out")  # every mistake is reported before anything is written
     set_seed(cfg.seed)
@@ -248,45 +208,8 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
     return metrics
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train-rm",
-        help="pre-train VerifyRM (pointwise BCE) on labelled (question, reference, completion) rows",
-        description="Pointwise VerifyRM pre-training with transformers' Trainer. Rows: "
-        "{question, reference, completion, label} in .jsonl/.json/.parquet.",
-    )
-    p.add_argument("--data", nargs="+", required=True, help="training file(s)")
-    p.add_argument("--model", default="tiny", help="local checkpoint dir, or 'tiny' (random-init tiny Qwen2)")
-    p.add_argument("--out", required=True, help="output dir: the trained model, metrics.json, checkpoints/")
-    p.add_argument("--eval-data", nargs="+", help="held-out file(s) instead of --eval-split")
-    p.add_argument(
-        "--eval-split", type=float, default=0.05, help="fraction of --data held out (default 0.05)"
-    )
-    p.add_argument("--column", action="append", metavar="THEIRS=OURS", help="rename a column, repeatable")
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--lr", type=float, default=1e-5, dest="learning_rate")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--max-length", type=int, default=1024, help="RM input budget in tokens")
-    p.add_argument("--save-steps", type=int, default=200, help="checkpoint (and eval) every N steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threshold", type=float, default=0.5, help="P(correct) threshold for accuracy/precision")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT")
-    p.add_argument(
-        "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
-    )
-    p.add_argument(
-        "--trust-remote-code", action="store_true", help="allow custom model code (off by default)"
-    )
-    p.add_argument("--report-to", default="none", help="transformers logging backend (none, wandb, ...)")
-    p.set_defaults(func=_run_train_cli)
-
-    from cooper.rm_eval import register as register_eval
-
-    register_eval(sub)
-
-
-def _run_train_cli(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace) -> int:
+    """``cooper train-rm``: train, then print the metrics."""
     cfg = RMTrainConfig(
         data=args.data,
         out=args.out,

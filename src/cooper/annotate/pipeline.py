@@ -33,22 +33,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cooper.annotate_stats import abstention_warning, print_stats, summarise
-from cooper.endpoints import ChatClient, EndpointError, add_endpoint_args, endpoint_config_from_args, run_sync
-from cooper.io import JsonlAppender, atomic_path, atomic_write_json, check_output_dir, read_jsonl
-from cooper.judge import (  # noqa: F401 (re-exported: the judge lived here before cooper.judge)
-    JUDGE_SYSTEM,
-    JUDGE_TEMPLATE,
-    MAX_COMPLETION_CHARS,
-    JudgeFn,
+from cooper.annotate.judge import (
     JudgeUnavailable,
-    LLMJudge,
     Verdict,
     as_judge,
-    judge_messages,
-    parse_verdict,
 )
-from cooper.rows import DataError, load_rows, parse_columns
+from cooper.annotate.stats import abstention_warning, print_stats, summarise
+from cooper.data.rows import DataError, load_rows, parse_columns
+from cooper.utils.endpoints import (
+    ChatClient,
+    EndpointError,
+    endpoint_config_from_args,
+    run_sync,
+)
+from cooper.utils.io import JsonlAppender, atomic_path, atomic_write_json, check_output_dir, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +65,7 @@ def load_input_rows(
 ) -> tuple[list[Row], int]:
     """Rows ``{id, question, reference, [completion], source, ...}`` from jsonl / json / parquet files.
 
-    :func:`cooper.rows.load_rows` with ids that must be non-empty and unique across the files (``columns``
+    :func:`cooper.data.rows.load_rows` with ids that must be non-empty and unique across the files (``columns``
     renames theirs -> ours; numbers allowed for ``id`` / ``reference``; a missing ``id`` is
     ``{file stem}-{index}``; ``source`` defaults to the file stem). A bad row (missing, empty or non-text
     field, duplicate id) raises :class:`DataError` naming file, line and field, or with ``skip_invalid``
@@ -128,16 +126,16 @@ def generate_completions(
     batch_size: int | None = None,
     trust_remote_code: bool = False,
 ) -> list[Row]:
-    """Sample ``samples`` completions per row from a local causal LM with :mod:`cooper.generation`.
+    """Sample ``samples`` completions per row from a local causal LM with :mod:`cooper.eval.engines`.
 
     Prompts are the question plus the usual "reason step by step ... \\boxed{}" instruction in the model's
     chat template; batches are left-padded, each seeded from ``seed`` and its sample ids. Completions are
     appended to ``out_path`` as ``{id: "{row_id}-s{k}", row_id, sample, question, reference, completion,
     source, finish_reason}``; ids already there are not generated again (resume). Returns the rows with
-    completions, in input order. Raises :class:`cooper.generation.ModelLoadError` for a bad model dir
+    completions, in input order. Raises :class:`cooper.eval.engines.ModelLoadError` for a bad model dir
     (before ``out_path`` is created).
     """
-    from cooper.generation import PromptTemplate, SamplingSettings, encode_prompts, load_engine
+    from cooper.eval.engines import PromptTemplate, SamplingSettings, encode_prompts, load_engine
 
     settings = SamplingSettings(
         n=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
@@ -298,7 +296,7 @@ def _recover_outcomes(
 def _verify(rows: list[Row], timeout_s: float) -> list[bool]:
     if not rows:
         return []
-    from cooper.verify import is_correct_batch
+    from cooper.verify.pool import is_correct_batch
 
     start = time.perf_counter()
     verdicts = is_correct_batch(
@@ -410,8 +408,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _generator_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The checked ``--generator`` settings (ModelDirError / ValueError naming the flag), loading nothing."""
-    from cooper.generation import SamplingSettings
-    from cooper.models import check_model_dir
+    from cooper.eval.engines import SamplingSettings
+    from cooper.utils.models import check_model_dir
 
     model = check_model_dir(args.generator, "--generator model")
     try:
@@ -429,7 +427,7 @@ def run_cli(args: argparse.Namespace) -> int:
     another run's results (all checked before anything is written or asked); 3 when rows are left
     unjudged: endpoint failures (rerun to retry them) or a judge that gave no verdict at all (fix the judge,
     rerun with ``--retry-abstentions``)."""
-    from cooper.models import ModelLoadError
+    from cooper.utils.models import ModelLoadError
 
     try:
         out = check_output_dir(args.out, "--out")
@@ -492,49 +490,3 @@ def run_cli(args: argparse.Namespace) -> int:
     if stats["judged"] and stats["abstentions"] == stats["judged"]:
         code = 3  # no verdict at all: nothing was annotated
     return code
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``cooper annotate`` to the ``cooper`` command."""
-    p = sub.add_parser(
-        "annotate",
-        help="hybrid annotation: rule verifier + LLM judge, keep the rows where they agree",
-        description=(
-            "Label completions with the rule verifier and a reference-based LLM judge (any OpenAI-compatible "
-            "endpoint) and keep the rows where both agree: OUT/annotated.jsonl ({id, question, reference, "
-            "completion, label, source}, ready for `cooper train-rm`), OUT/disagreements.jsonl, OUT/stats.json. "
-            "Resumable: a rerun into the same OUT skips ids already judged; OUT/run.json records the input "
-            "files (path, sha256) and settings, and a rerun with another input is refused. Exit codes: 0 done; "
-            "2 bad input, unusable endpoint or an OUT made from another input (reported before anything is "
-            "written); 3 rows left unjudged: some after endpoint failures (rerun to retry them), or all "
-            "because the judge never gave a verdict (check the judge, rerun with --retry-abstentions)."
-        ),
-    )
-    p.add_argument(
-        "--data", nargs="+", required=True, metavar="FILE", help=".jsonl/.json/.parquet input file(s)"
-    )
-    p.add_argument(
-        "--column", action="append", metavar="THEIRS=OURS", help="rename an input column (repeatable)"
-    )
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (reused on resume)")
-    p.add_argument(
-        "--format", choices=("jsonl", "parquet"), default="jsonl", help="also write annotated.parquet"
-    )
-    p.add_argument(
-        "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
-    )
-    p.add_argument("--retry-abstentions", action="store_true", help="ask the judge again where it abstained")
-    p.add_argument("--verifier-timeout", type=float, default=5.0, help="seconds per rule-verifier verdict")
-    add_endpoint_args(p, "judge", "judge endpoint (OpenAI-compatible)")
-    g = p.add_argument_group("generation (rows without completions)")
-    g.add_argument(
-        "--generator", metavar="MODEL_DIR", help="local model directory to sample completions from"
-    )
-    g.add_argument("--samples", type=int, default=4, metavar="K", help="completions per row")
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--max-new-tokens", type=int, default=512)
-    g.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from MODEL_DIR")
-    p.set_defaults(func=run_cli)

@@ -1,4 +1,4 @@
-"""Prompt building and batched sampling for policy evaluation (used by :mod:`cooper.evaluate`).
+"""Prompt building and batched sampling for policy evaluation (used by :mod:`cooper.eval.run`).
 
 * :class:`PromptTemplate` turns a question into chat messages (question, then the instruction, as the
   user turn) and renders them with the model's own chat template.
@@ -7,7 +7,7 @@
 * :class:`TransformersEngine` samples with ``model.generate``: left padding, KV cache, batches of prompts
   sorted by token length (longest first, so less padding and an out-of-memory error shows up on the first
   batch), results handed back with their original positions. Temperature, top-p and the draw are done by
-  :class:`cooper.sampling.NucleusSampler` (the same nucleus as transformers' warpers, without sorting the
+  :class:`cooper.eval.sampling.NucleusSampler` (the same nucleus as transformers' warpers, without sorting the
   vocabulary or a ``torch.multinomial`` per step) with its own ``torch.Generator``, seeded per batch with
   a hash of (seed, the batch's sample keys): the same command gives the same samples, and the caller's RNG
   is left alone.
@@ -28,17 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cooper.models import ModelLoadError, check_model_dir, load_errors
-from cooper.sampling import NucleusSampler
+from cooper.eval.constants import DEFAULT_INSTRUCTION, DEFAULT_MAX_NEW_TOKENS, DTYPES, ENGINES
+from cooper.eval.sampling import NucleusSampler
+from cooper.utils.models import ModelLoadError, check_model_dir, load_errors
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 USER_TEMPLATE = "{question}\n{instruction}"
-ENGINES = ("auto", "transformers", "vllm")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_VLLM_CHUNK = 1024  # requests handed to vLLM per call when no batch size is given
-DEFAULT_MAX_NEW_TOKENS = 2048  # the paper's completion budget, capped by default_max_new_tokens()
 
 
 @dataclass(frozen=True)
@@ -164,7 +161,7 @@ def batch_seed(seed: int, keys: Sequence[str]) -> int:
 
 
 class Engine(Protocol):
-    """What :mod:`cooper.evaluate` needs from a generation backend."""
+    """What :mod:`cooper.eval.run` needs from a generation backend."""
 
     name: str
     tokenizer: Any
@@ -275,7 +272,7 @@ class TransformersEngine:
     def _generation_config(self, settings: SamplingSettings) -> Any:
         from transformers import GenerationConfig
 
-        # Greedy for transformers in both modes: when sampling, cooper.sampling.NucleusSampler (a logits
+        # Greedy for transformers in both modes: when sampling, cooper.eval.sampling.NucleusSampler (a logits
         # processor) applies temperature and top-p and draws the token, and the argmax picks it. The
         # model's own generation config was replaced at load (__init__), so nothing else is applied.
         return GenerationConfig(

@@ -12,7 +12,7 @@ model is trained on. So a false "correct" is the costly error, and every rule he
 
 Public API: :func:`is_correct`, :func:`is_correct_batch`, :func:`extract_answer`, :func:`explain`.
 The batch functions run the comparison in a pool of worker *processes* with a per-item deadline (see
-:mod:`cooper.verify_pool`): math-verify's own timeouts rely on ``signal.alarm``, which fails off the main
+:mod:`cooper.verify.pool`): math-verify's own timeouts rely on ``signal.alarm``, which fails off the main
 thread, so these functions work the same from any thread, inside asyncio code and in worker processes.
 """
 
@@ -362,48 +362,3 @@ def judge(response: str, reference: str) -> dict[str, Any]:
 
 def _verdict(correct: bool, extracted: str | None, reference: str | None, note: str | None) -> dict[str, Any]:
     return {"correct": correct, "extracted_answer": extracted, "reference_answer": reference, "note": note}
-
-
-def explain(response: str, reference: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """:func:`judge` under a deadline in the worker pool: verdict, extracted answers and a note."""
-    from cooper.verify_pool import shared_pool
-
-    return shared_pool().run([response], [reference], timeout_s=timeout_s)[0]
-
-
-def is_correct(response: str, reference: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
-    """True only if the final answer of ``response`` is equivalent to ``reference``."""
-    return bool(explain(response, reference, timeout_s=timeout_s)["correct"])
-
-
-def is_correct_batch(
-    responses: list[str],
-    references: list[str],
-    *,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    workers: int | None = None,
-) -> list[bool]:
-    """Verdicts for many (response, reference) pairs, in order, using a pool of worker processes.
-
-    Each item has its own deadline ``timeout_s``: an item that runs past it counts as wrong, its worker
-    is killed and replaced, and the rest of the batch goes on. ``workers`` sizes the shared pool
-    (default: the number of CPU cores, at most 8); ``workers=0`` judges in this process, without
-    deadlines (for debugging).
-    """
-    if len(responses) != len(references):
-        raise ValueError(f"{len(responses)} responses but {len(references)} references")
-    if workers == 0:
-        return [bool(judge(r, g)["correct"]) for r, g in zip(responses, references, strict=True)]
-    from cooper.verify_pool import shared_pool
-
-    results = shared_pool(workers).run(responses, references, timeout_s=timeout_s)
-    return [bool(r["correct"]) for r in results]
-
-
-async def is_correct_batch_async(
-    responses: list[str], references: list[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
-) -> list[bool]:
-    """:func:`is_correct_batch` for asyncio code: runs in a thread, never blocks the event loop."""
-    import asyncio
-
-    return await asyncio.to_thread(is_correct_batch, responses, references, timeout_s=timeout_s)

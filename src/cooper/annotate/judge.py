@@ -2,7 +2,7 @@
 
 The judge sees the question, the reference answer and the completion, and must end its reply with exactly
 ``Final verdict: Yes`` or ``Final verdict: No`` on its last line; anything else is an abstention
-(``None``), never a label. :func:`as_judge` turns a :class:`~cooper.endpoints.ChatClient`, an object with a
+(``None``), never a label. :func:`as_judge` turns a :class:`~cooper.utils.endpoints.ChatClient`, an object with a
 ``judge`` method or a plain callable (sync or async) into one async judge function.
 """
 
@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cooper.endpoints import ChatClient
+from cooper.utils.endpoints import ChatClient
 
 Verdict = bool | None
 JudgeFn = Callable[[str, str, str], Awaitable[tuple[Verdict, str | None]]]
@@ -65,7 +65,7 @@ def parse_verdict(text: str | None) -> Verdict:
 
 
 class LLMJudge:
-    """The LLM judge over a :class:`~cooper.endpoints.ChatClient`."""
+    """The LLM judge over a :class:`~cooper.utils.endpoints.ChatClient`."""
 
     def __init__(self, client: ChatClient) -> None:
         self.client = client

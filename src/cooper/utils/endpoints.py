@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cooper.redact import install_url_filter, redact_url
+from cooper.utils.redact import install_url_filter, redact_url
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

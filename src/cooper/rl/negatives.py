@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from cooper.verify import extract_answer, is_correct_batch
+from cooper.verify.pool import is_correct_batch
+from cooper.verify.rule import extract_answer
 
 log = logging.getLogger(__name__)
 

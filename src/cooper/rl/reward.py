@@ -8,7 +8,7 @@ Each call is one step of the algorithm box:
 2. verify  every completion with the rule verifier (all modes: the monitor needs it)
 3. return  the rewards TRL's GRPO update uses (verifier 0/1 in ``rule``, P(correct) otherwise)
 4-6.       in ``cooper`` mode, gather the groups from every rank, pick positives, make negatives and take
-           one RM step (:mod:`cooper.cooper`); the policy update of this step already has its rewards.
+           one RM step (:mod:`cooper.rl.rm_update`); the policy update of this step already has its rewards.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cooper.cooper import Pair, RMUpdater, group_indices, select_positives
-from cooper.negatives import NegativeRequest, NegativeSource, make_negatives, on_rank0_then_broadcast
-from cooper.verify import is_correct_batch
+from cooper.rl.negatives import NegativeRequest, NegativeSource, make_negatives, on_rank0_then_broadcast
+from cooper.rl.rm_update import Pair, RMUpdater, group_indices, select_positives
+from cooper.verify.pool import is_correct_batch
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class RewardFunction:
             raise ValueError(f"reward mode {mode!r} needs a reward model (reward.rm)")
         if mode == "cooper" and updater is None:
             raise ValueError("reward mode 'cooper' needs an RMUpdater")
-        from cooper.negatives import NEGATIVE_SOURCES
+        from cooper.rl.negatives import NEGATIVE_SOURCES
 
         self.mode = mode
         self.rm = rm
@@ -107,6 +107,36 @@ class RewardFunction:
         self.last: StepRecord = StepRecord()
         self.totals: Counter[str] = Counter()  # counted across the run: fallbacks, rejections, skips
         self._warned_nonfinite = False
+
+    # -- state, for checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a resume needs: the RNG, the counters and, in mode ``cooper``, the RM's weights (``rm``) and
+        its optimizer and scheduler (``updater``). Plain values and tensors only (saved without pickle)."""
+        state: dict[str, Any] = {"rng": self.rng.getstate(), "totals": dict(self.totals), "calls": self.calls}
+        if self.updater is not None:
+            state["rm"] = self.rm.model.state_dict()
+            state["updater"] = self.updater.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; the RM's weights load strictly (a missing or unexpected key is
+        a ValueError naming it)."""
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.totals = Counter(state["totals"])
+        self.calls = int(state["calls"])
+        if self.updater is None:
+            return
+        if "rm" not in state or "updater" not in state:
+            raise ValueError("the saved reward state has no reward model (it was not saved in mode cooper)")
+        weights = {k: v.to(self.rm.device) for k, v in state["rm"].items()}
+        missing, unexpected = _key_differences(self.rm.model.state_dict(), weights)
+        if missing or unexpected:
+            raise ValueError(
+                f"the saved reward model does not match this one: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        self.rm.model.load_state_dict(weights, strict=True)
+        self.updater.load_state_dict(state["updater"])
 
     def __call__(
         self,
@@ -243,3 +273,8 @@ class RewardFunction:
         rec.seconds["rm_update"] = time.perf_counter() - t
         self.totals["rm/skipped_updates"] += int(update.get("rm/skipped_update", 0))
         rec.metrics.update(update)
+
+
+def _key_differences(expected: dict[str, Any], given: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(keys ``given`` lacks, keys ``given`` has that ``expected`` does not), sorted."""
+    return sorted(set(expected) - set(given)), sorted(set(given) - set(expected))

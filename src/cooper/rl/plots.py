@@ -18,9 +18,9 @@ PANELS = (
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     """The rows of ``run_dir/metrics.jsonl``; a torn last line (a run killed mid-write) is skipped with a
-    warning. A bad line elsewhere, or a file without rows, is a :class:`~cooper.rows.DataError` naming the
+    warning. A bad line elsewhere, or a file without rows, is a :class:`~cooper.data.rows.DataError` naming the
     file (and line)."""
-    from cooper.rows import DataError
+    from cooper.data.rows import DataError
 
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
@@ -62,7 +62,7 @@ def _points(rows: list[dict], key: str) -> list[tuple[float, float]]:
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Write ``run_dir/plots/<metric>.png`` for each metric the run logged; returns the paths (none, with a
     warning, when the run logged none of :data:`PANELS`)."""
-    from cooper.io import check_output_dir
+    from cooper.utils.io import check_output_dir
 
     rows = read_metrics(run_dir)
     out_dir = check_output_dir(Path(run_dir) / "plots", "plots folder")

@@ -14,8 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from cooper.io import atomic_write_json, atomic_write_text
-from cooper.rows import read_records
+from cooper.data.rows import read_records
+from cooper.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def judge_table(
     threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Metrics of each judge, overall and per answer type (pure: no models)."""
-    from cooper.metrics import binary_metrics, roc_auc
+    from cooper.rm.metrics import binary_metrics, roc_auc
 
     rm = [p >= threshold for p in rm_probs]
     verdicts = {
@@ -91,10 +91,10 @@ def evaluate_rm(
     out: str | None = None,
 ) -> dict[str, Any]:
     """Score ``data`` with the RM at ``model`` and the rule verifier; write ``out`` (.json + .md) if given."""
-    from cooper.io import check_output_dir
-    from cooper.reward_model import VerifyRM, check_rm_dir
-    from cooper.rm_train import check_threshold, load_rm_rows
-    from cooper.verify import is_correct_batch
+    from cooper.rm.data import check_threshold, load_rm_rows
+    from cooper.rm.model import VerifyRM, check_rm_dir
+    from cooper.utils.io import check_output_dir
+    from cooper.verify.pool import is_correct_batch
 
     check_threshold(threshold)  # every mistake is reported before any scoring
     if out:
@@ -121,31 +121,9 @@ def evaluate_rm(
     return result
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "eval-rm",
-        help="evaluate a reward model against the rule verifier on labelled completions",
-        description="Accuracy/precision/recall of the RM, the rule verifier, 'rule OR RM' and 'rule AND RM', "
-        "overall and per answer_type. Rows: VerifyBench {question, answer, completion, gold_correct, "
-        "answer_type?} or {question, reference, completion, label}.",
-    )
-    p.add_argument("--model", required=True, help="reward model directory (from cooper train-rm)")
-    p.add_argument("--data", nargs="+", required=True, help="labelled file(s): .jsonl/.json/.parquet")
-    p.add_argument(
-        "--threshold", type=float, default=0.5, help="P(correct) threshold for the RM (default 0.5)"
-    )
-    p.add_argument("--column", action="append", metavar="THEIRS=OURS", help="rename a column, repeatable")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--out", default=None, help="write OUT.json and OUT.md (default: print only)")
-    p.add_argument(
-        "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
-    )
-    p.add_argument("--trust-remote-code", action="store_true")
-    p.set_defaults(func=_run_cli)
-
-
-def _run_cli(args: argparse.Namespace) -> int:
-    from cooper.rows import parse_columns
+def run_cli(args: argparse.Namespace) -> int:
+    """``cooper eval-rm``: print the judges' table."""
+    from cooper.data.rows import parse_columns
 
     result = evaluate_rm(
         args.model,

@@ -5,12 +5,12 @@ temperature 0.7, top-p 0.95; the headline number is the **average accuracy over 
 same samples we also report pass@1 and pass@n (unbiased estimator) and majority-vote accuracy (the most
 frequent final answer, answers grouped when the rule verifier says they are equal).
 
-Benchmarks are looked up in :data:`cooper.data.BENCHMARKS` at call time, so registering a loader there
+Benchmarks are looked up in :data:`cooper.data.benchmarks.BENCHMARKS` at call time, so registering a loader there
 adds a benchmark; any jsonl/parquet file can be evaluated with a column mapping (``data_files`` /
 ``--data FILE --columns their=ours``). Outputs in ``out_dir``: ``results.md`` (the paper's table),
 ``results.json`` (metrics, protocol, prompt, model, engine) and ``samples.jsonl`` (one row per sample,
 append-only, so ``resume=True`` skips finished samples and recomputes the metrics over all of them).
-Generation lives in :mod:`cooper.generation`, scoring and metrics in :mod:`cooper.eval_metrics`.
+Generation lives in :mod:`cooper.eval.engines`, scoring and metrics in :mod:`cooper.eval.metrics`.
 """
 
 from __future__ import annotations
@@ -25,24 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cooper.eval_metrics import (  # noqa: F401 (re-exported: the metrics lived here before cooper.eval_metrics)
-    MAX_VOTE_CANDIDATES,
-    METRIC,
-    answer_equivalence,
-    benchmark_metrics,
-    majority_vote,
-    pass_at_k,
-    score_samples,
-    vote_candidates,
-    vote_key,
-)
-from cooper.generation import (
+from cooper.eval.constants import PAPER_BENCHMARKS
+from cooper.eval.engines import (
     DEFAULT_INSTRUCTION,
     DEFAULT_MAX_NEW_TOKENS,
-    DTYPES,
-    ENGINES,
     Engine,
-    ModelLoadError,
     PromptTemplate,
     SamplingSettings,
     default_max_new_tokens,
@@ -51,12 +38,16 @@ from cooper.generation import (
     load_engine,
     sample_id,
 )
-from cooper.models import check_model_dir
+from cooper.eval.metrics import (
+    METRIC,
+    benchmark_metrics,
+    score_samples,
+)
+from cooper.utils.models import ModelLoadError, check_model_dir
 
 logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
-PAPER_BENCHMARKS = ("gsm8k", "svamp", "math500", "olympiadbench", "odyssey")
 # Settings that must match for --resume to reuse samples (n may grow; new samples are added).
 RESUME_KEYS = ("model", "temperature", "top_p", "max_new_tokens", "prompt")
 SUMMARY_KEYS = ("mean_accuracy", "pass@1", "pass@n", "majority_vote_accuracy")
@@ -82,7 +73,8 @@ def load_suites(
     ``None`` means the paper's five benchmarks unless ``data_files`` are given. Unknown names raise
     :class:`EvalError` listing the valid ones before anything is loaded.
     """
-    from cooper.data import BENCHMARKS, DataError, load_benchmark, load_rows
+    from cooper.data.benchmarks import BENCHMARKS, load_benchmark
+    from cooper.data.rows import DataError, load_rows
 
     if benchmarks is None:
         benchmarks = () if data_files else PAPER_BENCHMARKS
@@ -260,18 +252,24 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate the policy in ``model_path`` and return the results dict (also written to ``out_dir``).
 
-    ``benchmarks``: names in :data:`cooper.data.BENCHMARKS`, or ``{name: rows}`` with rows holding ``id``,
+    ``benchmarks``: names in :data:`cooper.data.benchmarks.BENCHMARKS`, or ``{name: rows}`` with rows holding ``id``,
     ``question`` and ``reference`` (``None``: the paper's five, or only ``data_files`` when given).
     ``engine``: ``"auto" | "transformers" | "vllm"`` or an already loaded engine (see
-    :mod:`cooper.generation`). ``limit`` takes the first rows of each benchmark. With ``out_dir`` and
+    :mod:`cooper.eval.engines`). ``limit`` takes the first rows of each benchmark. With ``out_dir`` and
     ``resume``, samples already in ``samples.jsonl`` are reused. ``max_new_tokens=None``: 2048, capped at
-    half the model's context (:func:`~cooper.generation.default_max_new_tokens`); the value used is logged
+    half the model's context (:func:`~cooper.eval.engines.default_max_new_tokens`); the value used is logged
     and recorded in the protocol. Bad input raises :class:`EvalError` or
-    :class:`~cooper.generation.ModelLoadError` before any generation (an unusable ``out_dir`` before the
+    :class:`~cooper.eval.engines.ModelLoadError` before any generation (an unusable ``out_dir`` before the
     model is loaded).
     """
     from cooper import __version__
-    from cooper.io import JsonlAppender, atomic_write_json, atomic_write_text, check_output_dir, read_jsonl
+    from cooper.utils.io import (
+        JsonlAppender,
+        atomic_write_json,
+        atomic_write_text,
+        check_output_dir,
+        read_jsonl,
+    )
 
     try:
         given = DEFAULT_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
@@ -373,54 +371,12 @@ def evaluate(
 
 def _parse_columns(items: Sequence[str] | None) -> dict[str, str]:
     """``--columns a=b,c=d e=f`` (pairs separated by commas and/or spaces) -> ``{a: b, c: d, e: f}``."""
-    from cooper.rows import parse_columns
+    from cooper.data.rows import parse_columns
 
     try:
         return parse_columns([p for item in items or () for p in item.split(",") if p], flag="--columns")
     except ValueError as e:
         raise EvalError(str(e)) from e
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``cooper eval`` to the ``cooper`` command."""
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a policy on maths benchmarks (paper protocol: 8 samples, T=0.7, top-p 0.95)",
-        description="Sample completions from a policy, score them with the rule verifier and report average "
-        "accuracy over all samples (the paper's metric), pass@1, pass@n and majority-vote accuracy. "
-        "Writes results.md, results.json and samples.jsonl to --out.",
-    )
-    p.add_argument("--model", required=True, help="a saved transformers model directory (with config.json)")
-    p.add_argument(
-        "--benchmarks", help=f"comma-separated (default: {','.join(PAPER_BENCHMARKS)}, or none with --data)"
-    )
-    p.add_argument(
-        "--data", nargs="+", default=[], metavar="FILE", help="jsonl/json/parquet files to evaluate"
-    )
-    p.add_argument(
-        "--columns", nargs="+", metavar="THEIR=OURS", help="rename --data columns: problem=question"
-    )
-    p.add_argument("--n", type=int, default=8, help="samples per problem (default 8)")
-    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95)")
-    p.add_argument(
-        "--max-new-tokens",
-        type=int,
-        help=f"per completion (default {DEFAULT_MAX_NEW_TOKENS}, capped at half the model's context)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="first N problems of each benchmark")
-    p.add_argument("--batch-size", type=int, help="sequences per generate call (default: CPU 32, GPU 64)")
-    p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
-    p.add_argument("--resume", action="store_true", help="reuse the samples already in OUT/samples.jsonl")
-    p.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="appended to each question (user turn)")
-    p.add_argument("--system", help="optional system message")
-    p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: vLLM if installed and on a GPU")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (transformers engine)")
-    p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: bf16/fp16 on GPU, fp32 on CPU")
-    p.add_argument("--trust-remote-code", action="store_true", help="run model code from the model dir")
-    p.add_argument("--name", help="model name in the table (default: the directory name)")
-    p.set_defaults(func=run_cli)
 
 
 def run_cli(args: argparse.Namespace) -> int:

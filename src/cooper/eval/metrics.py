@@ -1,4 +1,4 @@
-"""Scoring and metrics of policy evaluation (:mod:`cooper.evaluate`): pure functions over sample rows.
+"""Scoring and metrics of policy evaluation (:mod:`cooper.eval.run`): pure functions over sample rows.
 
 :func:`score_samples` marks each sample correct or not with the rule verifier and records the answer it
 extracted; :func:`benchmark_metrics` turns scored samples into the paper's mean accuracy over all samples,
@@ -87,7 +87,7 @@ def answer_equivalence(
     pairs: Sequence[tuple[str, str]], *, timeout_s: float = 5.0
 ) -> dict[tuple[str, str], bool]:
     """Verifier equivalence of answer pairs, in one batch: ``\\boxed{a}`` judged against reference ``b``."""
-    from cooper.verify import is_correct_batch
+    from cooper.verify.pool import is_correct_batch
 
     pairs = list(dict.fromkeys(pairs))
     if not pairs:
@@ -104,7 +104,8 @@ def score_samples(samples: list[Row], *, timeout_s: float = 5.0) -> list[Row]:
     The verdict is :func:`cooper.verify.is_correct_batch`; the extracted answer is the one the verifier
     compares (last answer marker, normalised). Works on any completions, generated or given.
     """
-    from cooper.verify import extract_answer, is_correct_batch, is_plain_number, normalize_answer
+    from cooper.verify.pool import is_correct_batch
+    from cooper.verify.rule import extract_answer, is_plain_number, normalize_answer
 
     verdicts = is_correct_batch(
         [s["completion"] for s in samples], [s["reference"] for s in samples], timeout_s=timeout_s

@@ -2,7 +2,7 @@
 :class:`RMUpdater`, which owns the reward model's optimizer and keeps its weights identical across ranks.
 
 Algorithm box, steps 4-6 (see DESIGN.md): per prompt group a rollout the rule verifier confirms is the
-positive; a negative is made for it (:mod:`cooper.negatives`); the RM takes a step on
+positive; a negative is made for it (:mod:`cooper.rl.negatives`); the RM takes a step on
 ``L = mean over valid pairs of -log sigmoid(s(q, ref, pos) - s(q, ref, neg))``.
 """
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from cooper.reward_model import VerifyRM
+    from cooper.rm.model import VerifyRM
 
 log = logging.getLogger(__name__)
 

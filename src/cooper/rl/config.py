@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from cooper.cooper import RMUpdateConfig
-from cooper.endpoints import EndpointConfig
+from cooper.rl.rm_update import RMUpdateConfig
+from cooper.utils.endpoints import EndpointConfig
 
 
 class ConfigError(ValueError):
@@ -74,7 +74,7 @@ class RewardConfig:
 
 
 # The assistant LLM endpoint for ``assistant`` negatives (any OpenAI-compatible chat server) is an
-# EndpointConfig: the same fields, validation and defaults as the judge's (cooper.endpoints). Those defaults
+# EndpointConfig: the same fields, validation and defaults as the judge's (cooper.utils.endpoints). Those defaults
 # (temperature 0, max_tokens 512) suit a judge; configs/paper_qwen2.5_1.5b.yaml sets the assistant's.
 AssistantConfig = EndpointConfig  # the old name
 
@@ -405,6 +405,12 @@ def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] = (), 
     if "output_dir" not in tree:
         raise ConfigError(f"{source}: missing output_dir")
     return _build(TrainConfig, tree, "", source)
+
+
+def rm_to_load(cfg: TrainConfig) -> str | None:
+    """The RM a run loads: none in mode ``rule``, where the verifier pays the policy (an RM named there is
+    not loaded, so no RM metric or hacking warning can describe a reward the policy never saw)."""
+    return None if cfg.reward.mode == "rule" else cfg.reward.rm
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Hybrid annotation: rule verifier + LLM judge, keep the agreements."""

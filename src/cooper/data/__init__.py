@@ -1,0 +1,1 @@
+"""Rows and benchmarks: reading jsonl/json/parquet into checked rows, the five benchmarks."""

@@ -1,0 +1,1 @@
+"""Policy evaluation: generation engines, sampling, scoring and the paper's protocol."""

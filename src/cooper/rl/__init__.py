@@ -1,0 +1,1 @@
+"""GRPO training with the rule, static-RM or Cooper reward, on TRL."""

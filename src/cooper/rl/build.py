@@ -1,0 +1,180 @@
+"""The pieces of a ``cooper train`` run, built from its :class:`~cooper.rl.config.TrainConfig`: the prompts and
+their dataset, the model directories, TRL's ``GRPOConfig`` and the reward callable. Each checks its input
+before anything is loaded or written."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from datasets import Dataset
+from trl import GRPOConfig
+
+from cooper.data.benchmarks import load_benchmark
+from cooper.data.rows import load_rows
+from cooper.rl.checkpoint import flatten_dict
+from cooper.rl.config import TrainConfig, rm_to_load
+from cooper.rl.reward import RewardFunction
+from cooper.rl.rm_update import RMUpdater, _dist
+from cooper.rm.model import VerifyRM, check_rm_dir
+from cooper.utils.models import check_model_dir
+
+log = logging.getLogger(__name__)
+
+
+# -- data -------------------------------------------------------------------------------------------
+def load_prompts(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Rows ``{id, question, reference}``; a row without a reference is an error before training."""
+
+    d = cfg.data
+    if d.benchmark:
+        rows = load_benchmark(d.benchmark, data_dir=d.data_dir, limit=d.limit)
+    else:
+        # ids must be unique: the reward groups each prompt's rollouts by id
+        rows = load_rows(d.files, columns=d.columns, required=("question", "reference"), unique_ids=True)[
+            : d.limit
+        ]
+    if not rows:
+        raise ValueError("the training data has no rows")
+    return rows
+
+
+def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
+
+    def prompt(q: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"{q}\n{instruction}".strip()}]
+
+    return Dataset.from_dict(
+        {
+            "prompt": [prompt(r["question"]) for r in rows],
+            "question": [r["question"] for r in rows],
+            "reference": [r["reference"] for r in rows],
+            "id": [str(r["id"]) for r in rows],
+        }
+    )
+
+
+# -- models ---------------------------------------------------------------------------------------
+def check_models(cfg: TrainConfig) -> None:
+    """Check the policy and RM directories the config names (not the offline "tiny" ones) before anything is
+    loaded or written: a missing or weightless directory, or an RM that is not a trained one-logit
+    classifier, is an error that says what to do."""
+
+    if cfg.policy != "tiny":
+        check_model_dir(cfg.policy, "policy")
+    rm = rm_to_load(cfg)
+    if rm and rm != "tiny":
+        check_rm_dir(rm)
+
+
+def resolve_models(cfg: TrainConfig) -> tuple[str, str | None]:
+    """Local directories of the policy and the RM ("tiny" builds tiny random-init models, offline)."""
+    check_models(cfg)
+    policy, rm = cfg.policy, rm_to_load(cfg)
+    if cfg.reward.mode == "rule" and cfg.reward.rm:
+        log.info(
+            "reward.mode rule: the rule verifier pays the policy; reward.rm %s is not loaded", cfg.reward.rm
+        )
+    if "tiny" in (policy, rm):
+        from cooper.utils.tiny import tiny_models
+
+        paths = tiny_models(Path(cfg.output_dir) / "tiny-base", seed=cfg.seed)
+        policy = str(paths.policy_dir) if policy == "tiny" else policy
+        rm = str(paths.rm_dir) if rm == "tiny" else rm
+    return policy, rm
+
+
+def grpo_config(cfg: TrainConfig) -> Any:
+    """TRL's GRPOConfig from the ``grpo`` section, with CPU-safe defaults the user can override."""
+
+    on_gpu = torch.cuda.is_available()
+    defaults: dict[str, Any] = {
+        "logging_steps": 1,
+        "report_to": "none",
+        "save_strategy": "steps",
+        "save_steps": 50,
+        "use_cpu": not on_gpu,
+        "bf16": bool(on_gpu and torch.cuda.is_bf16_supported()),
+        "gradient_checkpointing": False,
+        "remove_unused_columns": False,
+    }
+    kwargs = {**defaults, **cfg.grpo, "output_dir": cfg.output_dir, "seed": cfg.seed}
+    # Checkpoint rotation is cooper's (see rotate_checkpoints): the Trainer deletes old checkpoints inside its
+    # save, before cooper's marker makes the new one complete, so a crash there would leave none to resume.
+    kwargs["save_total_limit"] = None
+    try:
+        return GRPOConfig(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"grpo section: {e} (keys pass to trl.GRPOConfig unchanged)") from None
+
+
+def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
+
+    sources = None
+    if cfg.reward.mode == "cooper" and "assistant" in cfg.cooper.negatives:
+        from cooper.rl.negatives import NEGATIVE_SOURCES, AssistantSource
+        from cooper.utils.endpoints import ChatClient
+
+        client = ChatClient(cfg.cooper.assistant)
+        client.preflight()  # an unreachable endpoint is reported before any model is loaded
+        sources = {**NEGATIVE_SOURCES, "assistant": AssistantSource(client)}
+    rm = None
+    if rm_dir:
+        train_rm = cfg.reward.mode == "cooper"
+        on_gpu = torch.cuda.is_available()
+        # each process's own GPU (accelerate sets the current device only later, inside the trainer)
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu else "cpu"
+        rm = VerifyRM.from_pretrained(
+            rm_dir,
+            device=device,
+            max_length=cfg.reward.rm_max_length,
+            trust_remote_code=cfg.trust_remote_code,
+            dtype=torch.float32 if train_rm else None,  # fp32 master weights for the RM's own optimizer
+        )
+        if train_rm and on_gpu and torch.cuda.is_bf16_supported():
+            rm.autocast_dtype = torch.bfloat16
+    updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" else None
+    return RewardFunction(
+        cfg.reward.mode,
+        rm=rm,
+        updater=updater,
+        negative_order=tuple(cfg.cooper.negatives),
+        negative_sources=sources,
+        negatives_from=cfg.cooper.negatives_from,
+        positive=cfg.cooper.positive,
+        rm_batch_size=cfg.reward.rm_batch_size,
+        verifier_timeout_s=cfg.reward.verifier_timeout_s,
+        seed=cfg.seed,
+    )
+
+
+def check_same_config_on_every_rank(cfg_dict: dict[str, Any], resume: bool) -> None:
+    """Under a multi-process launch every rank must run the same config and resume flag.
+
+    Each rank's settings are compared with rank 0's; on a mismatch every rank raises the same error (so all
+    stop together instead of hanging on a collective), naming the ranks and the differing keys. A no-op on
+    one process.
+    """
+    _, world = _dist()
+    if world == 1:
+        return
+    mine = flatten_dict({"config": cfg_dict, "resume": resume})
+    everyone: list[Any] = [None] * world
+    dist.all_gather_object(everyone, mine)
+    ref = everyone[0]
+    problems = []
+    for rank, other in enumerate(everyone[1:], start=1):
+        keys = sorted(k for k in set(ref) | set(other) if ref.get(k, "<unset>") != other.get(k, "<unset>"))
+        if keys:
+            shown = ", ".join(
+                f"{k} ({ref.get(k, '<unset>')!r} on rank 0, {other.get(k, '<unset>')!r})" for k in keys[:5]
+            )
+            problems.append(
+                f"rank {rank} differs in {shown}" + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            )
+    if problems:
+        raise ValueError("the ranks were started with different configs: " + "; ".join(problems))

@@ -1,0 +1,187 @@
+"""``cooper train``: GRPO through TRL's ``GRPOTrainer`` with the rule, static-RM or Cooper reward.
+
+TRL does generation, the GRPO loss, KL, PEFT, DeepSpeed/FSDP, logging and policy checkpoints; cooper adds the
+reward callable (:mod:`cooper.rl.reward`, one step of the algorithm box per call) and one callback
+(:mod:`cooper.rl.callback`: metrics.jsonl, the reward-hacking monitor, the RM state in every checkpoint).
+:func:`train` checks everything first (:mod:`cooper.rl.build`), decides fresh start / resume / nothing to do
+(:mod:`cooper.rl.checkpoint`), then runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import set_seed
+from trl import GRPOTrainer
+
+from cooper.rl.build import (
+    build_dataset,
+    build_reward,
+    check_models,
+    check_same_config_on_every_rank,
+    grpo_config,
+    load_prompts,
+    resolve_models,
+)
+from cooper.rl.callback import CooperCallback
+from cooper.rl.checkpoint import (
+    check_resumable,
+    clear_previous_run,
+    finished_at,
+    latest_checkpoint,
+    previous_run,
+    run_identity,
+)
+from cooper.rl.config import TrainConfig, config_to_dict, load_config, parse_overrides
+from cooper.rl.plots import plot_run
+from cooper.utils.io import atomic_write_json, check_output_dir
+
+log = logging.getLogger(__name__)
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, callbacks: list[Any] = ()
+) -> dict[str, Any]:
+    """Train per ``cfg``; returns a summary. Writes OUT/config.json, OUT/metrics.jsonl, checkpoints.
+
+    Everything is checked before anything is loaded or written: the data, the GRPO settings, the model
+    directories and the output directory. An output directory that holds another run is refused unless
+    ``resume`` (continue it, if its checkpoint was made with the same run-defining settings) or ``overwrite``
+    (delete it first). Resuming a run that has reached its end trains nothing and returns its summary.
+
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (the demo evaluates periodically)."""
+    if resume and overwrite:
+        raise ValueError(
+            "--resume continues the run in output_dir and --overwrite deletes it: give one of them"
+        )
+    set_seed(cfg.seed)
+    out = check_output_dir(cfg.output_dir, "output_dir")
+    rows = load_prompts(cfg)  # bad data fails here, before any model is loaded
+    args = grpo_config(cfg)
+    _ = args.device  # sets up the process group under a multi-process launch, with grpo.ddp_timeout
+    check_same_config_on_every_rank(config_to_dict(cfg), resume)
+    check_models(cfg)
+    identity = run_identity(cfg, args)
+    ckpt = _prepare_output_dir(out, identity, resume=resume, overwrite=overwrite)
+    if ckpt is not None:
+        done = finished_at(ckpt, args)
+        if done is not None:
+            log.info("--resume: the run in %s already finished at step %d; nothing to do", out, done)
+            return _finished_summary(out, cfg, done)
+        log.info("resuming from %s (step %d)", ckpt, int(ckpt.name.removeprefix("checkpoint-")))
+    return _train(cfg, args, rows, ckpt, callbacks)
+
+
+def _prepare_output_dir(out: Path, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from (checked to belong to this run), or None for a fresh start."""
+    earlier = previous_run(out)
+    if overwrite and earlier:
+        log.warning("--overwrite: deleting the earlier run in %s (%s)", out, ", ".join(earlier[:6]))
+        clear_previous_run(out)
+        return None
+    if not resume:
+        if earlier:
+            raise ValueError(
+                f"output_dir {str(out)!r} already holds a run ({', '.join(earlier[:6])}); pass --resume to "
+                "continue it, --overwrite to delete it and start again, or choose another output_dir"
+            )
+        return None
+    ckpt = latest_checkpoint(out)
+    if ckpt is None:
+        if earlier:
+            raise ValueError(
+                f"--resume: output_dir {str(out)!r} holds an earlier run ({', '.join(earlier[:6])}) but no "
+                "complete checkpoint to continue from; pass --overwrite to start again"
+            )
+        log.warning("--resume: no checkpoint in %s; starting fresh", out)
+        return None
+    check_resumable(ckpt, identity)
+    return ckpt
+
+
+def _finished_summary(out: Path, cfg: TrainConfig, step: int) -> dict[str, Any]:
+    path = out / "summary.json"
+    if path.is_file():
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    else:  # it stopped between its last checkpoint and the end: the final policy is that checkpoint
+        log.warning("%s has no summary.json: the run's final policy is in %s/checkpoint-%d", out, out, step)
+        summary = {"mode": cfg.reward.mode, "steps": step, "seconds": 0.0}
+    return {**summary, "already_finished": True}
+
+
+def _train(
+    cfg: TrainConfig,
+    args: Any,
+    rows: list[dict[str, Any]],
+    ckpt: Path | None,
+    callbacks: list[Any],
+) -> dict[str, Any]:
+    """The run itself: models, the reward, TRL's trainer with cooper's callback, then the final models."""
+    out = Path(cfg.output_dir)
+    policy_dir, rm_dir = resolve_models(cfg)
+    reward = build_reward(cfg, rm_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", config_to_dict(cfg))
+    trainer = GRPOTrainer(
+        model=policy_dir,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=build_dataset(rows, cfg.data.instruction),
+    )
+    trainer.add_callback(
+        CooperCallback(
+            reward,
+            monitor=cfg.monitor,
+            save_total_limit=cfg.grpo.get("save_total_limit"),
+            run_identity=run_identity(cfg, args),
+        )
+    )
+    for extra in callbacks:
+        trainer.add_callback(extra)
+    t = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)  # the callback restores the reward
+    except (
+        pickle.UnpicklingError
+    ) as e:  # TRL's own files load with weights_only=True: code is refused, not run
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"cannot resume from {ckpt}: a file in it needs code to load, refused ({first})"
+        ) from None
+    trainer.save_model(str(out / "policy"))
+    is_main = trainer.accelerator.is_main_process
+    if reward.mode == "cooper" and is_main:
+        reward.rm.save_pretrained(out / "reward_model")
+    summary = {
+        "mode": cfg.reward.mode,
+        "steps": trainer.state.global_step,
+        "seconds": time.perf_counter() - t,
+        "totals": dict(reward.totals),
+        "last": reward.last.metrics,
+    }
+    if is_main:
+        atomic_write_json(out / "summary.json", summary)
+        if cfg.monitor.plot:
+            plot_run(out)
+    return summary
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``cooper train CONFIG [--resume | --overwrite] [--section.key value ...]``."""
+    cfg = load_config(args.config, parse_overrides(args.overrides))
+    summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    print(json.dumps({k: summary[k] for k in ("mode", "steps", "seconds")}))
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """``cooper plot RUN_DIR``."""
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0

@@ -1,0 +1,1 @@
+"""VerifyRM: the one input template, the model, pointwise pre-training and RM evaluation."""

@@ -1,0 +1,1 @@
+"""Helpers with no cooper imports above them: files, endpoints, model directories, tiny models."""

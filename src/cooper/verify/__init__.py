@@ -1,0 +1,17 @@
+"""The rule verifier: ``is_correct(response, reference)`` and ``is_correct_batch(responses, references)``.
+
+:mod:`cooper.verify.rule` extracts the final answer and compares it with the reference (math-verify under a
+hardened wrapper); :mod:`cooper.verify.pool` runs that in worker processes with a deadline per item.
+"""
+
+from cooper.verify.pool import explain, is_correct, is_correct_batch, is_correct_batch_async
+from cooper.verify.rule import extract_answer, normalize_answer
+
+__all__ = [
+    "explain",
+    "extract_answer",
+    "is_correct",
+    "is_correct_batch",
+    "is_correct_batch_async",
+    "normalize_answer",
+]
