@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cooper.data.prompts import prompt_messages, user_message
 from cooper.demo.task import (
     CHECK_WORD,
     INSTRUCTION,
@@ -122,7 +123,7 @@ def generate(model: Any, tokenizer: Any, questions: list[str], *, temperature: f
 
     prompts = [
         tokenizer.apply_chat_template(
-            [{"role": "user", "content": f"{q}\n{INSTRUCTION}"}], add_generation_prompt=True, tokenize=False
+            prompt_messages(q, INSTRUCTION), add_generation_prompt=True, tokenize=False
         )
         for q in questions
     ]
@@ -205,7 +206,7 @@ def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Pat
     rng = random.Random(s.task_seed)
     examples = [
         {
-            "prompt": f"{p.question}\n{INSTRUCTION}",
+            "prompt": user_message(p.question, INSTRUCTION),
             "completion": solution(
                 p, rng, word_share=s.sft_word_share, check=rng.random() < s.sft_check_share
             )

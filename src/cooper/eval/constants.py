@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+from cooper.data.prompts import DEFAULT_INSTRUCTION  # noqa: F401 - one instruction for every pipeline
+
 ENGINES = ("auto", "transformers", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MAX_NEW_TOKENS = 2048  # the paper's completion budget, capped by engines.default_max_new_tokens()

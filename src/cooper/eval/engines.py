@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cooper.data.prompts import USER_TEMPLATE, prompt_messages, user_message
 from cooper.eval.constants import DEFAULT_INSTRUCTION, DEFAULT_MAX_NEW_TOKENS, DTYPES, ENGINES
 from cooper.eval.sampling import NucleusSampler
 from cooper.utils.models import ModelLoadError, check_model_dir, load_errors
 
 logger = logging.getLogger(__name__)
 
-USER_TEMPLATE = "{question}\n{instruction}"
 DEFAULT_VLLM_CHUNK = 1024  # requests handed to vLLM per call when no batch size is given
 
 
@@ -71,13 +71,10 @@ class PromptTemplate:
     system: str | None = None
 
     def user_message(self, question: str) -> str:
-        if not self.instruction.strip():
-            return question
-        return USER_TEMPLATE.format(question=question, instruction=self.instruction)
+        return user_message(question, self.instruction)
 
     def messages(self, question: str) -> list[dict[str, str]]:
-        turns = [{"role": "system", "content": self.system}] if self.system else []
-        return [*turns, {"role": "user", "content": self.user_message(question)}]
+        return prompt_messages(question, self.instruction, self.system)
 
     def render(self, tokenizer: Any, question: str) -> str:
         """The prompt text: the chat template with a generation prompt, or the bare user message + newline."""

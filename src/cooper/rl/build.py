@@ -15,6 +15,7 @@ from datasets import Dataset
 from trl import GRPOConfig
 
 from cooper.data.benchmarks import load_benchmark
+from cooper.data.prompts import prompt_messages
 from cooper.data.rows import load_rows
 from cooper.rl.checkpoint import flatten_dict
 from cooper.rl.config import TrainConfig, rm_to_load
@@ -46,7 +47,7 @@ def load_prompts(cfg: TrainConfig) -> list[dict[str, Any]]:
 def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
 
     def prompt(q: str) -> list[dict[str, str]]:
-        return [{"role": "user", "content": f"{q}\n{instruction}".strip()}]
+        return prompt_messages(q, instruction)
 
     return Dataset.from_dict(
         {

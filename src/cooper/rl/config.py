@@ -20,15 +20,13 @@ from typing import Any
 
 import yaml
 
+from cooper.data.prompts import DEFAULT_INSTRUCTION
 from cooper.rl.rm_update import RMUpdateConfig
 from cooper.utils.endpoints import EndpointConfig
 
 
 class ConfigError(ValueError):
     """A config file or override is malformed; the message names the file (or override), the key and value."""
-
-
-DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
 @dataclass

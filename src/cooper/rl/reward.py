@@ -143,12 +143,18 @@ class RewardFunction:
         prompts: list[Any],
         completions: list[Any],
         *,
-        reference: list[str],
+        reference: list[str] | None = None,
         question: list[str] | None = None,
         id: list[Any] | None = None,  # noqa: A002 - the dataset column TRL passes through
         log_metric: Any = None,
-        **_: Any,
+        **columns: Any,
     ) -> list[float]:
+        if reference is None:
+            raise ValueError(
+                "the reward needs each prompt's reference answer: give the training dataset a 'reference' column "
+                f"(TRL passes the dataset's columns to reward functions; it passed {sorted(columns) or 'none'}; "
+                "with remove_unused_columns=True TRL drops them)"
+            )
         rec = StepRecord()
         rec.started = time.perf_counter()
         texts = [completion_text(c) for c in completions]

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cooper.data.prompts import user_message
+
 log = logging.getLogger(__name__)
 
 
@@ -78,5 +80,5 @@ def as_examples(
 ) -> list[dict]:
     """Prompt/completion pairs in the same user-message format ``cooper train`` uses."""
     return [
-        {"prompt": f"{r['question']}\n{instruction}".strip(), "completion": r[completion_key]} for r in rows
+        {"prompt": user_message(r["question"], instruction), "completion": r[completion_key]} for r in rows
     ]
