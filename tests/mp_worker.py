@@ -71,15 +71,15 @@ def run_train(record_dir: Path, argv: list[str]) -> int:
         )
         return real_call(self, prompts, completions, **kw)
 
-    def spy_cooper_update(self, rec, questions, references, texts, correct, probs, groups):
+    def spy_cooper_update(self, rec, step):
         calls[-1]["gathered"] = {
-            "questions": list(questions),
-            "texts": list(texts),
-            "correct": [bool(c) for c in correct],
-            "probs": list(probs) if probs is not None else None,
-            "groups": list(groups),
+            "questions": list(step.questions),
+            "texts": list(step.texts),
+            "correct": [bool(c) for c in step.correct],
+            "probs": list(step.probs) if step.probs is not None else None,
+            "groups": list(step.groups),
         }
-        return real_cooper_update(self, rec, questions, references, texts, correct, probs, groups)
+        return real_cooper_update(self, rec, step)
 
     def spy_update(self, pairs):
         before = state_hash(self.rm.model)

@@ -298,7 +298,7 @@ def _add_annotate(sub: Subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``cooper`` parser with every subcommand, in the order ``cooper --help`` lists them."""
-    from cooper import __version__
+    from cooper._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="cooper",

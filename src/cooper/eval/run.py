@@ -262,7 +262,7 @@ def evaluate(
     :class:`~cooper.eval.engines.ModelLoadError` before any generation (an unusable ``out_dir`` before the
     model is loaded).
     """
-    from cooper import __version__
+    from cooper._version import __version__
     from cooper.utils.io import (
         JsonlAppender,
         atomic_write_json,

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from datasets import Dataset
 from trl import GRPOConfig
 
@@ -20,8 +19,9 @@ from cooper.data.rows import load_rows
 from cooper.rl.checkpoint import flatten_dict
 from cooper.rl.config import TrainConfig, rm_to_load
 from cooper.rl.reward import RewardFunction
-from cooper.rl.rm_update import RMUpdater, _dist
+from cooper.rl.rm_update import RMUpdater
 from cooper.rm.model import VerifyRM, check_rm_dir
+from cooper.utils.dist import all_gather, rank_and_world
 from cooper.utils.models import check_model_dir
 
 log = logging.getLogger(__name__)
@@ -160,12 +160,10 @@ def check_same_config_on_every_rank(cfg_dict: dict[str, Any], resume: bool) -> N
     stop together instead of hanging on a collective), naming the ranks and the differing keys. A no-op on
     one process.
     """
-    _, world = _dist()
+    _, world = rank_and_world()
     if world == 1:
         return
-    mine = flatten_dict({"config": cfg_dict, "resume": resume})
-    everyone: list[Any] = [None] * world
-    dist.all_gather_object(everyone, mine)
+    everyone = all_gather(flatten_dict({"config": cfg_dict, "resume": resume}))
     ref = everyone[0]
     problems = []
     for rank, other in enumerate(everyone[1:], start=1):

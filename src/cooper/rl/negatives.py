@@ -143,19 +143,6 @@ class AssistantSource:
         return [t.strip() if isinstance(t, str) and t.strip() else None for t in replies]
 
 
-def on_rank0_then_broadcast(fn: Callable[[], Any]) -> Any:
-    """Call ``fn`` on rank 0 only and give every rank its result (identity on one process). Used for the
-    whole pair construction: one endpoint call per pair, and verifier verdicts (which have per-item
-    deadlines) decided once, so every rank trains the RM on the same pairs."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return fn()
-    box = [fn() if dist.get_rank() == 0 else None]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 NEGATIVE_SOURCES: dict[str, NegativeSource] = {"perturb": perturb_source, "policy": policy_source}
 
 

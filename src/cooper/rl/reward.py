@@ -21,8 +21,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cooper.rl.negatives import NegativeRequest, NegativeSource, make_negatives, on_rank0_then_broadcast
+from cooper.rl.negatives import NegativeRequest, NegativeSource, make_negatives
 from cooper.rl.rm_update import Pair, RMUpdater, group_indices, select_positives
+from cooper.utils.dist import gather_lists, on_rank0_then_broadcast
 from cooper.verify.pool import is_correct_batch
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,70 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
-def _gather(obj: list[Any]) -> list[Any]:
-    """Concatenate a list from every rank, in rank order (identity on one process)."""
-    import torch.distributed as dist
+@dataclass
+class Rollouts:
+    """One step's rollouts from every rank, in rank order, so that groups split across ranks are whole."""
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return obj
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, obj)
-    return [x for part in parts for x in part]
+    questions: list[str]
+    references: list[str]
+    texts: list[str]
+    correct: list[bool]
+    probs: list[float] | None  # the RM's P(correct), non-finite ones replaced; None without an RM
+    rewards: list[float]
+    groups: list[Any]
+    nonfinite: int  # RM scores that were not finite, over every rank
+
+
+def gather_rollouts(
+    questions: list[str],
+    references: list[str],
+    texts: list[str],
+    correct: list[bool],
+    probs: list[float] | None,
+    rewards: list[float],
+    groups: list[Any],
+    nonfinite: list[bool],
+) -> Rollouts:
+    """This rank's rollouts joined with every other rank's, in one collective."""
+    mine = list(
+        zip(
+            questions,
+            references,
+            texts,
+            correct,
+            probs or [None] * len(texts),
+            rewards,
+            groups,
+            nonfinite,
+            strict=True,
+        )
+    )
+    rows = gather_lists(mine)
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(8)]
+    return Rollouts(
+        questions=cols[0],
+        references=cols[1],
+        texts=cols[2],
+        correct=cols[3],
+        probs=cols[4] if probs is not None else None,
+        rewards=cols[5],
+        groups=cols[6],
+        nonfinite=sum(cols[7]),
+    )
+
+
+def _without_nonfinite(
+    probs: list[float] | None, correct: list[bool]
+) -> tuple[list[float] | None, list[bool]]:
+    """``probs`` with every non-finite score replaced by the verifier's 0/1 verdict, and which were replaced.
+
+    A NaN reward would reach GRPO's group normalisation and turn the whole policy update into NaN; the
+    verifier's verdict is the best estimate left for that completion.
+    """
+    if probs is None:
+        return None, [False] * len(correct)
+    bad = [not (isinstance(p, float | int) and math.isfinite(p)) for p in probs]
+    return [float(c) if b else float(p) for p, c, b in zip(probs, correct, bad, strict=True)], bad
 
 
 @dataclass
@@ -161,41 +217,19 @@ class RewardFunction:
         questions = question or [completion_text(p) for p in prompts]
         groups = id if id is not None else [completion_text(p) for p in prompts]
 
-        t = time.perf_counter()
-        probs = self.rm.score(questions, reference, texts, batch_size=self.rm_batch_size) if self.rm else None
-        rec.seconds["scoring"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        correct = is_correct_batch(texts, reference, timeout_s=self.verifier_timeout_s)
-        rec.seconds["verification"] = time.perf_counter() - t
-
-        if probs is not None:
-            probs = self._finite_probs(rec, probs, correct)
-        rewards = [float(c) for c in correct] if self.mode == "rule" else list(probs)
-
-        # Everything below sees all ranks' rollouts, so groups split across ranks are whole again.
-        g_correct = _gather(list(correct))
-        g_probs = _gather(list(probs)) if probs is not None else None
-        m = rec.metrics
-        m["reward/rule_accuracy"] = sum(g_correct) / len(g_correct)
-        if g_probs is not None:
-            m["reward/rm_mean"] = sum(g_probs) / len(g_probs)
-            m["reward/hacking_gap"] = m["reward/rm_mean"] - m["reward/rule_accuracy"]
-        m["reward/policy_reward_mean"] = sum(_gather(rewards)) / len(g_correct)
-
+        probs = self._score(rec, questions, reference, texts)  # 1. the RM as the previous step left it
+        correct = self._verify(rec, texts, reference)  # 2. the rule verifier, every rollout
+        probs, nonfinite = _without_nonfinite(probs, correct)  # a NaN score never reaches GRPO
+        rewards = [float(c) for c in correct] if self.mode == "rule" else list(probs or [])  # 3. rewards
+        step = gather_rollouts(questions, reference, texts, correct, probs, rewards, groups, nonfinite)
+        self._monitor(rec, step)
         if self.mode == "cooper":
             self._cooper_update(
-                rec,
-                _gather(list(questions)),
-                _gather(list(reference)),
-                _gather(texts),
-                g_correct,
-                g_probs,
-                _gather(list(groups)),
-            )
-        m.update({f"totals/{k}": float(v) for k, v in self.totals.items()})
+                rec, step
+            )  # 4-6. positives, negatives, one RM step (same pairs on every rank)
+        rec.metrics.update({f"totals/{k}": float(v) for k, v in self.totals.items()})
         if log_metric is not None:
-            for k, v in m.items():
+            for k, v in rec.metrics.items():
                 if isinstance(v, float) and math.isfinite(v):
                     log_metric(k, v)
         rec.ended = time.perf_counter()
@@ -203,42 +237,46 @@ class RewardFunction:
         self.calls += 1
         return rewards
 
-    def _finite_probs(self, rec: StepRecord, probs: list[float], correct: list[bool]) -> list[float]:
-        """``probs`` with every non-finite RM score replaced by the verifier's 0/1 verdict, counted.
+    def _score(
+        self, rec: StepRecord, questions: list[str], references: list[str], texts: list[str]
+    ) -> list[float] | None:
+        t = time.perf_counter()
+        probs = (
+            self.rm.score(questions, references, texts, batch_size=self.rm_batch_size) if self.rm else None
+        )
+        rec.seconds["scoring"] = time.perf_counter() - t
+        return probs
 
-        A NaN reward would reach GRPO's group normalisation and turn the whole policy update into NaN; the
-        verifier's verdict is the best estimate left for that completion. Counted per step in
-        ``reward/nonfinite_rm_scores`` (summed over ranks) and in the run's totals; logged once.
-        """
-        bad = [i for i, p in enumerate(probs) if not (isinstance(p, float | int) and math.isfinite(p))]
-        n_bad = sum(_gather([len(bad)]))
-        rec.metrics["reward/nonfinite_rm_scores"] = float(n_bad)
-        if not n_bad:
-            return list(probs)
-        self.totals["reward/nonfinite_rm_scores"] += n_bad
-        if not self._warned_nonfinite:
-            self._warned_nonfinite = True
-            log.warning(
-                "the reward model gave %d non-finite scores at reward call %d; those completions get the "
-                "rule verifier's 0/1 reward instead (counted in reward/nonfinite_rm_scores; said once)",
-                n_bad,
-                self.calls + 1,
-            )
-        out = list(probs)
-        for i in bad:
-            out[i] = float(correct[i])
-        return out
+    def _verify(self, rec: StepRecord, texts: list[str], references: list[str]) -> list[bool]:
+        t = time.perf_counter()
+        correct = is_correct_batch(texts, references, timeout_s=self.verifier_timeout_s)
+        rec.seconds["verification"] = time.perf_counter() - t
+        return correct
 
-    def _cooper_update(
-        self,
-        rec: StepRecord,
-        questions: list[str],
-        references: list[str],
-        texts: list[str],
-        correct: list[bool],
-        probs: list[float] | None,
-        groups: list[Any],
-    ) -> None:
+    def _monitor(self, rec: StepRecord, step: Rollouts) -> None:
+        """The step's reward metrics over every rank's rollouts; non-finite RM scores counted and said once."""
+        m = rec.metrics
+        n = len(step.correct)
+        m["reward/rule_accuracy"] = sum(step.correct) / n
+        if step.probs is not None:
+            m["reward/rm_mean"] = sum(step.probs) / n
+            m["reward/hacking_gap"] = m["reward/rm_mean"] - m["reward/rule_accuracy"]
+            m["reward/nonfinite_rm_scores"] = float(step.nonfinite)
+        m["reward/policy_reward_mean"] = sum(step.rewards) / n
+        if step.nonfinite:
+            self.totals["reward/nonfinite_rm_scores"] += step.nonfinite
+            if not self._warned_nonfinite:
+                self._warned_nonfinite = True
+                log.warning(
+                    "the reward model gave %d non-finite scores at reward call %d; those completions get the "
+                    "rule verifier's 0/1 reward instead (counted in reward/nonfinite_rm_scores; said once)",
+                    step.nonfinite,
+                    self.calls + 1,
+                )
+
+    def _cooper_update(self, rec: StepRecord, step: Rollouts) -> None:
+        questions, references, texts, correct = step.questions, step.references, step.texts, step.correct
+        probs, groups = step.probs, step.groups
         t = time.perf_counter()
 
         def build_pairs() -> tuple[list[Pair], dict[str, int], int, int]:

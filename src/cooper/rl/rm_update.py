@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cooper.utils.dist import rank_and_world, sum_across_ranks, sum_gradients, sum_tensor_across_ranks
+
 if TYPE_CHECKING:
     import torch
 
@@ -112,14 +114,6 @@ class RMUpdateConfig:
             raise ValueError("rm_update: warmup_steps, max_grad_norm and pointwise_weight must be >= 0")
 
 
-def _dist() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 class RMUpdater:
     """Owns the RM optimizer and scheduler; :meth:`update` takes one Cooper step on a list of pairs.
 
@@ -144,23 +138,6 @@ class RMUpdater:
         self.updates = 0
         self.skipped_updates = 0
 
-    def _all_reduce_grads_and(self, loss: torch.Tensor) -> torch.Tensor:
-        """Sum gradients and ``loss`` across ranks (every rank reduces every parameter, pairs or not)."""
-        import torch
-        import torch.distributed as dist
-
-        _, world = _dist()
-        if world == 1:
-            return loss
-        for p in self.rm.model.parameters():
-            if p.requires_grad:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-        loss = loss.clone()
-        dist.all_reduce(loss, op=dist.ReduceOp.SUM)
-        return loss
-
     def update(self, pairs: list[Pair]) -> dict[str, float]:
         """One RM step on ``pairs`` (the same list on every rank). Returns the step's metrics."""
         import torch
@@ -168,7 +145,7 @@ class RMUpdater:
         metrics = {"rm/valid_pairs": float(len(pairs)), "rm/skipped_update": 0.0}
         if not pairs:
             return metrics
-        rank, world = _dist()
+        rank, world = rank_and_world()
         cfg = self.config
         model = self.rm.model
         was_training = model.training
@@ -200,7 +177,8 @@ class RMUpdater:
                     )  # the global mean over this mini-batch, once grads are summed
                     if loss.requires_grad:
                         loss.backward()
-                    global_loss = self._all_reduce_grads_and(loss.detach())
+                    sum_gradients(list(model.parameters()))  # every rank, pairs or not
+                    global_loss = sum_tensor_across_ranks(loss.detach())
                     if not self._finite(global_loss):
                         self.optimizer.zero_grad(set_to_none=True)
                         self.skipped_updates += 1
@@ -219,7 +197,7 @@ class RMUpdater:
         finally:
             self.optimizer.zero_grad(set_to_none=True)
             model.train(was_training)
-        totals = self._sum_across_ranks([correct_order, seen])
+        totals = sum_across_ranks([correct_order, seen], self.rm.device)
         metrics["rm/loss"] = sum(losses) / len(losses) if losses else float("nan")
         metrics["rm/pair_accuracy"] = totals[0] / totals[1] if totals[1] else float("nan")
         metrics["rm/lr"] = self.scheduler.get_last_lr()[0]
@@ -231,17 +209,6 @@ class RMUpdater:
         if not torch.isfinite(loss.detach()).all():
             return False
         return all(torch.isfinite(p.grad).all() for p in self.rm.model.parameters() if p.grad is not None)
-
-    def _sum_across_ranks(self, values: list[int]) -> list[int]:
-        import torch
-        import torch.distributed as dist
-
-        _, world = _dist()
-        if world == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.long, device=self.rm.device)
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return [int(x) for x in t.tolist()]
 
     # -- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
