@@ -49,7 +49,7 @@ class DataConfig:
 
 @dataclass
 class RewardConfig:
-    """Which reward the policy gets (see DESIGN.md's table of modes)."""
+    """Which reward the policy gets (see the README's table of modes)."""
 
     mode: str = "cooper"  # rule | static_rm | cooper
     rm: str | None = "tiny"  # VerifyRM directory, or "tiny"; optional in mode rule (then no rm metrics)

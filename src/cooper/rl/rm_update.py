@@ -1,7 +1,7 @@
 """The Cooper reward-model update: pair selection and the pairwise loss (pure functions), and
 :class:`RMUpdater`, which owns the reward model's optimizer and keeps its weights identical across ranks.
 
-Algorithm box, steps 4-6 (see DESIGN.md): per prompt group a rollout the rule verifier confirms is the
+Algorithm box, steps 4-6 (docs/architecture.md): per prompt group a rollout the rule verifier confirms is the
 positive; a negative is made for it (:mod:`cooper.rl.negatives`); the RM takes a step on
 ``L = mean over valid pairs of -log sigmoid(s(q, ref, pos) - s(q, ref, neg))``.
 """
