@@ -244,6 +244,11 @@ def _olympiadbench_row(rec: Record, index: int) -> Row:
     unit = rec.data.get("unit")
     if isinstance(unit, str) and clean_latex_answer(unit):
         row["unit"] = clean_latex_answer(unit)
+    # what the verifier reads to compare several answers as a set and to pick the comparison
+    if isinstance(rec.data.get("answer_type"), str):
+        row["answer_type"] = rec.data["answer_type"]
+    if isinstance(rec.data.get("is_multiple_answer"), bool):
+        row["is_multiple_answer"] = rec.data["is_multiple_answer"]
     return row
 
 
@@ -251,7 +256,8 @@ def load_olympiadbench(*, data_dir: StrPath | None = None, limit: int | None = N
     """OlympiadBench, English competition-maths subset (675 rows).
 
     ``reference``: the ``final_answer`` list, each cleaned of ``$`` delimiters, joined with ``", "``;
-    ``solution``: the ``solution`` list joined with a blank line; ``unit`` (cleaned) where present.
+    ``solution``: the ``solution`` list joined with a blank line; ``unit`` (cleaned) where present;
+    ``answer_type`` and ``is_multiple_answer`` as the file gives them (the verifier uses both).
     """
     return _load("olympiadbench", _olympiadbench_row, data_dir, limit)
 

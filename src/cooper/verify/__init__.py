@@ -5,11 +5,16 @@ hardened wrapper); :mod:`cooper.verify.pool` runs that in worker processes with 
 """
 
 from cooper.verify.pool import explain, is_correct, is_correct_batch, is_correct_batch_async
-from cooper.verify.rule import extract_answer, normalize_answer
+from cooper.verify.registry import BUILTIN_VERIFIERS, VerifierError, check_verifier
+from cooper.verify.rule import extract_answer, extract_answers, normalize_answer
 
 __all__ = [
+    "BUILTIN_VERIFIERS",
+    "VerifierError",
+    "check_verifier",
     "explain",
     "extract_answer",
+    "extract_answers",
     "is_correct",
     "is_correct_batch",
     "is_correct_batch_async",

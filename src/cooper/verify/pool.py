@@ -28,10 +28,12 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cooper.verify.rule import DEFAULT_TIMEOUT_S, judge
+from cooper.verify.registry import BUILTIN_VERIFIERS, DEFAULT_VERIFIER, VerifierError, judge_item
+from cooper.verify.rule import DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class _Worker:
             env=env,
             close_fds=True,
         )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are PIPEs
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.buf = b""
         self.ready = False
         self.pending: deque[int] = deque()  # item indices sent, not yet answered
@@ -64,12 +68,13 @@ class _Worker:
 
     @property
     def fd(self) -> int:
-        return self.proc.stdout.fileno()
+        return self.stdout.fileno()
 
-    def send(self, chunk: list[list[Any]], soft_timeout: float) -> None:
-        line = json.dumps({"items": chunk, "soft_timeout": soft_timeout}) + "\n"
-        self.proc.stdin.write(line.encode("utf-8", "surrogatepass"))
-        self.proc.stdin.flush()
+    def send(self, chunk: list[list[Any]], soft_timeout: float, verifier: str = DEFAULT_VERIFIER) -> None:
+        message = {"items": chunk, "soft_timeout": soft_timeout, "verifier": verifier}
+        line = json.dumps(message, default=str) + "\n"
+        self.stdin.write(line.encode("utf-8", "surrogatepass"))
+        self.stdin.flush()
         self.pending.extend(item[0] for item in chunk)
         self.item_started = time.monotonic()
 
@@ -85,7 +90,7 @@ class _Worker:
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-        for stream in (self.proc.stdin, self.proc.stdout):
+        for stream in (self.stdin, self.stdout):
             with contextlib.suppress(OSError):
                 stream.close()
         self.proc.wait()
@@ -145,10 +150,22 @@ class VerifierPool:
         return new
 
     # -- work ---------------------------------------------------------------------------------------
-    def run(self, responses: list[str], references: list[str], *, timeout_s: float) -> list[dict[str, Any]]:
-        """Verdict dicts (see :func:`cooper.verify.judge`) in input order."""
+    def run(
+        self,
+        responses: list[str],
+        references: list[str],
+        *,
+        timeout_s: float,
+        verifier: str = DEFAULT_VERIFIER,
+        fields: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Verdict dicts (see :func:`cooper.verify.rule.judge`) in input order, from ``verifier`` with each
+        item's row ``fields``. A user's verifier that fails or runs past the deadline raises VerifierError."""
         if len(responses) != len(references):
             raise ValueError(f"{len(responses)} responses but {len(references)} references")
+        fields = fields if fields is not None else [{} for _ in responses]
+        if len(fields) != len(responses):
+            raise ValueError(f"{len(responses)} responses but {len(fields)} rows of fields")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         from cooper.verify.rule import MAX_RESPONSE_CHARS
@@ -157,14 +174,17 @@ class VerifierPool:
         if n == 0:
             return []
         items = [
-            [i, _as_text(r)[-MAX_RESPONSE_CHARS:], _as_text(g)[-MAX_RESPONSE_CHARS:]]
-            for i, (r, g) in enumerate(zip(responses, references, strict=True))
+            [i, _as_text(r)[-MAX_RESPONSE_CHARS:], _as_text(g)[-MAX_RESPONSE_CHARS:], f]
+            for i, (r, g, f) in enumerate(zip(responses, references, fields, strict=True))
         ]
         with self.lock:
             self.start()
-            return self._dispatch(items, timeout_s)
+            results = self._dispatch(items, timeout_s, verifier)
+        if verifier not in BUILTIN_VERIFIERS:
+            _raise_user_verifier_failures(verifier, results, timeout_s)
+        return results
 
-    def _dispatch(self, items: list[list[Any]], timeout_s: float) -> list[dict[str, Any]]:
+    def _dispatch(self, items: list[list[Any]], timeout_s: float, verifier: str) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(items)
         self.last_item_ms = [float(timeout_s * 1e3)] * len(items)  # a killed item took its deadline
         todo = deque(items)
@@ -179,7 +199,7 @@ class VerifierPool:
             while done < len(items):
                 for w in self.workers:
                     if w.ready and not w.pending and todo:
-                        w.send([todo.popleft() for _ in range(min(chunk, len(todo)))], soft)
+                        w.send([todo.popleft() for _ in range(min(chunk, len(todo)))], soft, verifier)
                 now = time.monotonic()
                 busy = [w.item_started + timeout_s - now for w in self.workers if w.pending]
                 for key, _ in sel.select(max(0.0, min(busy, default=1.0))):
@@ -226,10 +246,24 @@ class VerifierPool:
         """Mark the item the worker was stuck on as wrong; requeue the rest of its chunk."""
         head = w.pending.popleft()
         results[head] = {"correct": False, "extracted_answer": None, "reference_answer": None, "note": why}
+        results[head]["failed"] = why
         log.warning("verifier item %d %s; counted as wrong, worker replaced", head, why)
         todo.extendleft(by_index[i] for i in reversed(w.pending))
         w.pending.clear()
         return 1
+
+
+def _raise_user_verifier_failures(verifier: str, results: list[dict[str, Any]], timeout_s: float) -> None:
+    """A user's verifier that raised, returned a bad result, hung or crashed fails the whole batch, by name."""
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise VerifierError(f"{errors[0]} (on {len(errors)} of {len(results)} items)")
+    failed = [r["failed"] for r in results if "failed" in r]
+    if failed:
+        raise VerifierError(
+            f"verifier {verifier!r} gave no verdict on {len(failed)} of {len(results)} items ({failed[0]}; the "
+            f"deadline is {timeout_s} s per item)"
+        )
 
 
 def _as_text(x: object) -> str:
@@ -244,10 +278,10 @@ def shared_pool(workers: int | None = None) -> VerifierPool:
     """The process-wide pool, started on first use; re-created after a fork or a size change."""
     global _POOL
     with _POOL_LOCK:
-        stale = _POOL is not None and (_POOL.pid != os.getpid() or (workers and workers != _POOL.size))
-        if stale:
-            if _POOL.pid == os.getpid():
-                _POOL.close()
+        pool = _POOL
+        if pool is not None and (pool.pid != os.getpid() or (workers and workers != pool.size)):
+            if pool.pid == os.getpid():
+                pool.close()
             _POOL = None  # after a fork the old pipes belong to the parent: leave them alone
         if _POOL is None:
             _POOL = VerifierPool(workers)
@@ -260,14 +294,29 @@ def _close_shared_pool() -> None:
         _POOL.close()
 
 
-def explain(response: str, reference: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-    """:func:`judge` under a deadline in the worker pool: verdict, extracted answers and a note."""
-    return shared_pool().run([response], [reference], timeout_s=timeout_s)[0]
+def explain(
+    response: str,
+    reference: str,
+    *,
+    answer_type: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    verifier: str = DEFAULT_VERIFIER,
+    **row_fields: Any,
+) -> dict[str, Any]:
+    """The verdict under a deadline in the worker pool, with its evidence: the extracted answer set, the
+    normalised reference set, the answer type and the rule that decided (see :func:`cooper.verify.rule.judge`)."""
+    fields = {**row_fields, **({"answer_type": answer_type} if answer_type is not None else {})}
+    return shared_pool().run(
+        [response], [reference], timeout_s=timeout_s, verifier=verifier, fields=[fields]
+    )[0]
 
 
-def is_correct(response: str, reference: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
-    """True only if the final answer of ``response`` is equivalent to ``reference``."""
-    return bool(explain(response, reference, timeout_s=timeout_s)["correct"])
+def is_correct(
+    response: str, reference: str, *, answer_type: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> bool:
+    """True only if the final answer of ``response`` is equivalent to ``reference``. ``answer_type``:
+    ``numeric``, ``expression``, ``choice`` or ``string``; None infers it from the reference."""
+    return bool(explain(response, reference, answer_type=answer_type, timeout_s=timeout_s)["correct"])
 
 
 def is_correct_batch(
@@ -276,8 +325,14 @@ def is_correct_batch(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     workers: int | None = None,
+    verifier: str = DEFAULT_VERIFIER,
+    **row_fields: Sequence[Any] | None,
 ) -> list[bool]:
     """Verdicts for many (response, reference) pairs, in order, using a pool of worker processes.
+
+    ``verifier``: ``math`` (default), ``choice``, ``string`` or a user's ``module:function``. ``row_fields``:
+    the rows' other columns, one sequence each (``answer_type=[...]``, ``is_multiple_answer=[...]``); the
+    built-in verifiers use ``answer_type`` and ``is_multiple_answer``, a user's gets them all.
 
     Each item has its own deadline ``timeout_s``: an item that runs past it counts as wrong, its worker
     is killed and replaced, and the rest of the batch goes on. ``workers`` sizes the shared pool
@@ -286,16 +341,32 @@ def is_correct_batch(
     """
     if len(responses) != len(references):
         raise ValueError(f"{len(responses)} responses but {len(references)} references")
+    fields = row_dicts(len(responses), row_fields)
     if workers == 0:
-        return [bool(judge(r, g)["correct"]) for r, g in zip(responses, references, strict=True)]
-    results = shared_pool(workers).run(responses, references, timeout_s=timeout_s)
+        return [
+            bool(judge_item(verifier, r, g, f)["correct"])
+            for r, g, f in zip(responses, references, fields, strict=True)
+        ]
+    results = shared_pool(workers).run(
+        responses, references, timeout_s=timeout_s, verifier=verifier, fields=fields
+    )
     return [bool(r["correct"]) for r in results]
 
 
+def row_dicts(n: int, row_fields: dict[str, Sequence[Any] | None]) -> list[dict[str, Any]]:
+    """``{"answer_type": [a, b]}`` -> ``[{"answer_type": a}, {"answer_type": b}]``; each list must have ``n``
+    items (a None column is left out)."""
+    columns = {k: list(v) for k, v in row_fields.items() if v is not None}
+    for name, values in columns.items():
+        if len(values) != n:
+            raise ValueError(f"row field {name!r} has {len(values)} values for {n} responses")
+    return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+
+
 async def is_correct_batch_async(
-    responses: list[str], references: list[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    responses: list[str], references: list[str], *, timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs: Any
 ) -> list[bool]:
     """:func:`is_correct_batch` for asyncio code: runs in a thread, never blocks the event loop."""
     import asyncio
 
-    return await asyncio.to_thread(is_correct_batch, responses, references, timeout_s=timeout_s)
+    return await asyncio.to_thread(is_correct_batch, responses, references, timeout_s=timeout_s, **kwargs)

@@ -24,6 +24,15 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from cooper.verify.answers import (
+    answer_type,
+    choice_letter,
+    normalize_type,
+    plain_words,
+    split_answers,
+    top_level_split,
+)
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -33,12 +42,13 @@ MAX_RESPONSE_CHARS = 100_000
 MAX_ANSWER_CHARS = 1_000
 MAX_BRACE_DEPTH = 32
 MAX_EXPONENT_NESTING = 2
+MAX_SET_ITEMS = 32  # answers in one set; more is refused (bounded work per item)
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(
-    r"\b(?:the|final|my)\s+(?:final\s+)?answer\s*(?:is|:|=|would\s+be|will\s+be)\s*:?\s*(?:\n\s*)?([^\n]+)"
-    r"|^\s*(?:final\s+)?answer\s*:\s*([^\n]+)",
+    r"\b(?:the|final|my)\s+(?:final\s+)?answers?\s*(?:is|are|:|=|would\s+be|will\s+be)\s*:?\s*(?:\n\s*)?([^\n]+)"
+    r"|^\s*(?:final\s+)?answers?\s*:\s*([^\n]+)",
     re.IGNORECASE | re.MULTILINE,
 )
 # "the answer is correct / as follows / below": a comment on an answer, not an answer.
@@ -53,7 +63,29 @@ _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _SCI = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})(?![\w.])")
 _THIN_SPACE_THOUSANDS = re.compile(r"(?<=\d)\\[,;: ](?=\d{3}\b)")
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
-_CODE_LIKE = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsys\.|\w\.\w+\(|;")
+# Code-like text is refused unevaluated. A ";" between answers is a list separator ("-12; -11"), so it is
+# allowed outside brackets; inside one (an item after splitting) it still counts as code.
+_CODE_LIKE = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsys\.|\w\.\w+\(")
+# "$a$, $b$ and $c$": a list of math spans joined by separators
+_SPAN_LIST = re.compile(r"\$[^$]+\$(?:\s*(?:,|;|\band\b|\bor\b)\s*\$[^$]+\$)*")
+# between two boxes of one answer set: separators, spacing, dollars, "and"/"or", "x =" (the same list)
+_BOX_GAP = re.compile(
+    r"(?:[\s$,;.:]|\\(?:quad|qquad|,|;|text\s*\{\s*(?:and|or)\s*\})|\b(?:and|or)\b|[A-Za-z](?:_\{?\w+\}?)?\s*=)*"
+)
+_MAX_BOX_GAP = 60
+# a last sentence that negates, doubts or discusses states no result
+_NOT_A_RESULT = re.compile(
+    r"\b(?:not|no|never|cannot|can't|isn't|aren't|wasn't|neither|nor|wrong|incorrect|impossible|invalid|"
+    r"unless|if|whether|maybe|perhaps|might|could|would|should|suppose|assume|try|method|approach)\b|\?",
+    re.I,
+)
+# a number ending a response, then up to three unit words and closing punctuation
+_ENDS_ON_NUMBER = re.compile(
+    r"(?:^|[\s=:(\[$])(-?\$?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d{1,3})?)\$?((?:\s+[A-Za-z]+){0,3})[\s.!)*\]$]*$"
+)
+_CONCLUSION = re.compile(
+    r"^\s*(?:therefore|thus|hence|so|finally|in conclusion|in summary|consequently)\b", re.I
+)
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox|textnormal|operatorname)\s*\{([^{}]*)\}")
 
 
@@ -87,7 +119,8 @@ def _clip_answer_phrase(s: str) -> str:
     """'$42$ dollars, since ...' -> '$42$ dollars' (the first clause of an 'answer is' phrase)."""
     s = s.strip()
     if s.startswith("$") and s.count("$") >= 2:
-        return s[: s.index("$", 1) + 1]
+        listed = _SPAN_LIST.match(s)
+        return listed.group(0).strip().rstrip(",;") if listed else s[: s.index("$", 1) + 1]
     boxed = _boxed_spans(s)
     if boxed:
         return boxed[-1]
@@ -112,29 +145,119 @@ def _marker_candidates(text: str) -> list[tuple[int, str]]:
     return [(pos, ans) for pos, ans in found if ans]
 
 
-def extract_answer(text: str, *, last_number: bool = True) -> str | None:
-    """The final answer of a free-form completion, as a string, or None if it states none.
+def extract_answers(text: str, *, last_number: bool = True) -> tuple[list[str], str]:
+    """The final answer of a completion as the list of its stated answers, and the rule that found it.
 
-    The last explicit marker wins: ``\\boxed{}`` (the last one), "the (final) answer is …", ``#### N``,
-    ``A: N``. Without any marker and with ``last_number=True``, the last number in the text.
+    In order: the last explicit marker (``\\boxed{}``, "the (final) answer(s) is/are …", ``#### N``,
+    ``A: N``), where several boxes close together at the end (``\\boxed{1} and \\boxed{2}``) form one answer
+    set; a completion that is only an expression; a closing sentence ("Therefore $x \\geq 5$ …") with one
+    math span; and, with ``last_number``, a number the response plainly ends on. ``([], "")`` if it states
+    none: a number inside a negation or a discussion is never taken.
     """
     if not isinstance(text, str) or not text:
-        return None
+        return [], ""
     text = text[-MAX_RESPONSE_CHARS:].replace("\x00", "")
     text = _THIN_SPACE_THOUSANDS.sub("", text)
     found = _marker_candidates(text)
     if found:
-        answer = max(found, key=lambda pa: pa[0])[1]
-        # "The answer is \boxed{5}" and "the answer is: $5$" both mean 5.
+        pos, answer = max(found, key=lambda pa: pa[0])
+        if text.startswith(("\\boxed", "\\fbox"), pos):
+            group = _final_box_group(text, pos)
+            if len(group) > 1:
+                answers = [a for a in (_meaningful(g.strip()) for g in group) if a]
+                return answers, "boxed answers"
+        # "The answer is \\boxed{5}" and "the answer is: $5$" both mean 5.
         inner = _boxed_spans(answer)
-        return _meaningful((inner[-1] if inner else answer).strip())
-    if _is_bare_answer(text):  # the whole completion is just an expression: "\frac{1}{2}", "(1, 2]"
-        return _meaningful(text.strip())
-    if last_number and not _BOXED.search(text):  # an unclosed \boxed{ is a truncated answer, not a guess
-        numbers = _NUMBER.findall(text)
-        if numbers:
-            return numbers[-1].replace("$", "").rstrip(",")
-    return None
+        got = _meaningful((inner[-1] if inner else answer).strip())
+        return ([got], "answer marker") if got else ([], "")
+    if _is_bare_answer(text):  # the whole completion is just an expression: "\\frac{1}{2}", "(1, 2]"
+        got = _meaningful(text.strip())
+        return ([got], "bare answer") if got else ([], "")
+    if _BOXED.search(text):  # an unclosed \\boxed{ is a truncated answer, never a guess
+        return [], ""
+    closing = _closing_math(text)
+    if closing:
+        return [closing], "closing sentence"
+    if last_number:
+        number = _final_number(text)
+        if number:
+            return [number], "final number"
+    return [], ""
+
+
+def extract_answer(text: str, *, last_number: bool = True) -> str | None:
+    """The final answer of a free-form completion, as a string, or None if it states none (the last of the
+    answers :func:`extract_answers` finds)."""
+    answers, _ = extract_answers(text, last_number=last_number)
+    return answers[-1] if answers else None
+
+
+def _final_box_group(text: str, last_pos: int) -> list[str]:
+    """The contents of the boxes that end ``text``'s answer: the box at ``last_pos`` and the boxes just before
+    it, each separated from the next only by separators (``,`` ``;`` "and" "or" ``x =`` ``$``)."""
+    boxes = [(m.start(), m.end()) for m in _BOXED.finditer(text)]
+    spans: list[tuple[int, int, str] | None] = []
+    for start, open_end in boxes:
+        inner = _boxed_spans(text[start:])
+        spans.append(
+            (start, open_end + len(inner[0]) + 1, inner[0]) if inner else None
+        )  # (start, end, content)
+    idx = next(i for i, (start, _) in enumerate(boxes) if start == last_pos)
+    last = spans[idx]
+    if last is None:
+        return []
+    group = [last]
+    for j in range(idx - 1, -1, -1):
+        prev = spans[j]
+        if prev is None or prev[1] > group[0][0]:  # unclosed, or a box nested in the next one
+            break
+        gap = text[prev[1] : group[0][0]]
+        if len(gap) > _MAX_BOX_GAP or not _BOX_GAP.fullmatch(gap):
+            break
+        group.insert(0, prev)
+    return [g[2] for g in group]
+
+
+def _last_sentence(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z])", last)
+    return parts[-1] if parts else last
+
+
+def _short_phrase(text: str) -> str | None:
+    """A response that is only a short phrase ("North America", "**odd**"): the answer to a string question."""
+    s = text.strip().strip("*_").strip()
+    if not s or "\n" in s or len(s.split()) > 6 or _NOT_A_RESULT.search(s):
+        return None
+    return s
+
+
+def _final_number(text: str) -> str | None:
+    """The number a response plainly ends on as its result ("… so she pays 18 dollars."), else None."""
+    sentence = _last_sentence(text)
+    if not sentence or _NOT_A_RESULT.search(sentence):
+        return None
+    m = _ENDS_ON_NUMBER.search(sentence)
+    if not m:
+        return None
+    words = m.group(2).split()
+    if any(w.lower() in _MATH_WORDS or w.lower() in ("is", "are", "was", "were", "be") for w in words):
+        return None
+    return m.group(1).replace("$", "").rstrip(",")
+
+
+def _closing_math(text: str) -> str | None:
+    """The one math span of a concluding last sentence ("Therefore $x \\geq 5$ is the solution.")."""
+    sentence = _last_sentence(text)
+    if not _CONCLUSION.match(sentence) or _NOT_A_RESULT.search(sentence):
+        return None
+    spans = re.findall(r"\$([^$]+)\$", sentence)
+    if len(spans) != 1:
+        return None
+    return _meaningful(spans[0].strip())
 
 
 def _meaningful(answer: str) -> str | None:
@@ -172,11 +295,12 @@ def normalize_answer(s: str) -> str:
         s = boxed[-1].strip()
     if s.startswith("####"):
         s = s[4:].strip()
+    s = re.sub(r",\\!\s*", ",", s)  # 11,\\! 111 is LaTeX for the thousands separator of 11,111
     s = s.replace("\\!", "").replace("{,}", ",").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _THIN_SPACE_THOUSANDS.sub("", s)  # 1\,000 -> 1000 (math-verify reads 1*0)
     s = re.sub(r"^\\\$\s*|^\$\s*(?=\d)", "", s)  # leading currency sign
-    if _THOUSANDS.fullmatch(s.replace(" ", "")):
-        s = s.replace(",", "").replace(" ", "")
+    if _THOUSANDS.fullmatch(s):  # "1,000"; never "32, 349", which is a list of two numbers
+        s = s.replace(",", "")
     s = _SCI.sub(lambda m: _sci_to_decimal(m.group(1), m.group(2)), s)
     return _strip_sentence_end(s, ".,;")
 
@@ -226,6 +350,11 @@ def _exponent_nesting(s: str) -> int:
     return best + s.count("**")
 
 
+def _semicolon_in_brackets(s: str) -> bool:
+    """A ``;`` inside brackets: code (``f(a; b)``), never a separator between answers."""
+    return any(";" in part for part in top_level_split(s, ",;"))
+
+
 def refusal_reason(answer: str) -> str | None:
     """Why an extracted answer is refused without evaluation (hostile or absurd), or None."""
     if len(answer) > MAX_ANSWER_CHARS:
@@ -236,7 +365,7 @@ def refusal_reason(answer: str) -> str | None:
         best = max(best, depth)
     if best > MAX_BRACE_DEPTH:
         return f"brackets nested deeper than {MAX_BRACE_DEPTH}"
-    if _CODE_LIKE.search(answer):
+    if _CODE_LIKE.search(answer) or _semicolon_in_brackets(answer):
         return "answer looks like code; it is never evaluated"
     if _exponent_nesting(answer) > MAX_EXPONENT_NESTING:
         return "exponent tower too deep to evaluate safely"
@@ -318,14 +447,20 @@ def _parse_cached(latex: str) -> tuple[Any, ...]:
     return tuple(parsed)
 
 
-def judge(response: str, reference: str) -> dict[str, Any]:
+def judge(
+    response: str, reference: str, *, answer_type: str | None = None, multiple: bool | None = None
+) -> dict[str, Any]:
     """The verdict with its evidence, computed in this process with no timeout of its own.
 
-    Returns ``{"correct", "extracted_answer", "reference_answer", "note"}``. Prefer
-    :func:`is_correct_batch` / :func:`explain`, which run this under a deadline in a worker process.
-    """
-    from math_verify import verify
+    ``answer_type``: ``numeric``, ``expression``, ``choice`` or ``string`` (or a dataset's name for one, such
+    as OlympiadBench's ``Numerical``); None infers it from the reference. ``multiple``: whether the reference
+    lists several answers (OlympiadBench's ``is_multiple_answer``); None decides from its form. Several
+    answers compare as a set: each reference answer must be matched, and no extra answer may be given.
 
+    Returns ``{"correct", "extracted_answer", "reference_answer", "note", "answers", "references",
+    "answer_type", "rule"}``. Prefer :func:`~cooper.verify.pool.is_correct_batch` /
+    :func:`~cooper.verify.pool.explain`, which run this under a deadline in a worker process.
+    """
     if not isinstance(response, str) or not isinstance(reference, str):
         return _verdict(False, None, None, "response and reference must be strings")
     ref = normalize_answer(reference.replace("\x00", ""))
@@ -333,32 +468,144 @@ def judge(response: str, reference: str) -> dict[str, Any]:
         return _verdict(False, None, ref, "empty reference")
     if reason := refusal_reason(ref):
         return _verdict(False, None, ref, f"reference refused: {reason}")
-    numeric_ref = bool(_PLAIN_NUMBER.fullmatch(ref))  # ref is normalised
-    raw = extract_answer(response, last_number=numeric_ref)
-    if raw is None:
-        return _verdict(False, None, ref, "no final answer found")
-    if reason := refusal_reason(raw):
-        return _verdict(False, raw[:200], ref, reason)
-    ans = normalize_answer(drop_unit_words(raw) if numeric_ref else raw)
-    if not ans:
-        return _verdict(False, raw, ref, "empty answer")
+    refs = [ref] if multiple is False else [normalize_answer(r) for r in split_answers(reference)]
+    refs = [r for r in refs if r] or [ref]
+    kind = normalize_type(answer_type) or _infer_type(ref, refs)
+    if kind == "choice":
+        return _judge_choice(response, ref)
+    numeric_ref = len(refs) == 1 and (kind == "numeric" or bool(_PLAIN_NUMBER.fullmatch(refs[0])))
+    raws, rule = extract_answers(response, last_number=numeric_ref and len(refs) == 1)
+    if not raws and kind == "string" and (short := _short_phrase(response)):
+        raws, rule = [short], "bare answer"
+    if not raws:
+        return _verdict(False, None, ref, "no final answer found", refs=refs, kind=kind)
+    for raw in raws:
+        if reason := refusal_reason(raw):
+            return _verdict(False, raw[:200], ref, reason, refs=refs, kind=kind, rule=rule)
+    if kind == "string":
+        return _judge_string(raws, ref, refs, rule)
+    if numeric_ref:
+        raws = [drop_unit_words(r) for r in raws]  # "1,200 people" -> "1,200" before any list is read
+    ordered = len(set(refs)) < len(refs)  # a reference that repeats an answer is an ordered list
+    if not ordered:
+        raws = list(dict.fromkeys(raws))  # the same answer boxed twice is one answer
+    answers = raws if multiple is False else [item for raw in raws for item in split_answers(raw)]
+    answers = [a for a in (normalize_answer(drop_unit_words(a) if numeric_ref else a) for a in answers) if a]
+    shown = ", ".join(answers)
+    if not answers:
+        return _verdict(False, ", ".join(raws), ref, "empty answer", refs=refs, kind=kind, rule=rule)
+    if len(answers) == 1 and len(refs) == 1:
+        ok, note = _equivalent(answers[0], refs[0])
+        return _verdict(ok, answers[0], ref, note, answers=answers, refs=refs, kind=kind, rule=rule)
+    if len(answers) > MAX_SET_ITEMS or len(refs) > MAX_SET_ITEMS:
+        note = f"more than {MAX_SET_ITEMS} answers"
+        return _verdict(False, shown, ref, note, answers=answers, refs=refs, kind=kind, rule=rule)
+    ok = _match_lists(answers, refs) if ordered else _match_sets(answers, refs)
+    note = (
+        "answer set"
+        if ok
+        else f"answer set: {len(answers)} answer(s) do not match the {len(refs)} reference answer(s)"
+    )
+    return _verdict(ok, shown, ref, note, answers=answers, refs=refs, kind=kind, rule=rule)
 
-    choice = _CHOICE.fullmatch(_plain_text(ref).upper())
-    if choice:  # multiple choice: the answer must name the same letter and nothing else
-        got = _CHOICE.fullmatch(_plain_text(ans).upper())
-        return _verdict(bool(got and got.group(1) == choice.group(1)), ans, ref, "multiple choice")
-    if not re.search(r"\d", ref) and _plain_text(ref) and _plain_text(ref) == _plain_text(ans):
-        return _verdict(True, ans, ref, "text match")
 
-    gold = _parse_cached(ref)
-    pred = _parse_cached(ans)
+def _infer_type(ref: str, refs: list[str]) -> str:
+    """The answer type of a (normalised) reference: its own type when it is one answer; several answers are
+    ``numeric`` when all are plain numbers, else ``expression``."""
+    if len(refs) == 1:
+        return answer_type(ref)
+    return "numeric" if all(answer_type(r) == "numeric" for r in refs) else "expression"
+
+
+def _equivalent(answer: str, reference: str) -> tuple[bool, str | None]:
+    """Whether one answer equals one reference answer, and which rule said so when it is not math-verify."""
+    from math_verify import verify
+
+    if (
+        not re.search(r"\d", reference)
+        and _plain_text(reference)
+        and _plain_text(reference) == _plain_text(answer)
+    ):
+        return True, "text match"
+    gold = _parse_cached(reference)
+    pred = _parse_cached(answer)
     if not gold:
-        return _verdict(False, ans, ref, "reference could not be parsed")
+        return False, "reference could not be parsed"
     if not pred:
-        return _verdict(False, ans, ref, "answer could not be parsed")
-    ok = bool(verify(list(gold), list(pred), timeout_seconds=None))
-    return _verdict(ok, ans, ref, None)
+        return False, "answer could not be parsed"
+    return bool(verify(list(gold), list(pred), timeout_seconds=None)), None
 
 
-def _verdict(correct: bool, extracted: str | None, reference: str | None, note: str | None) -> dict[str, Any]:
-    return {"correct": correct, "extracted_answer": extracted, "reference_answer": reference, "note": note}
+def _match_sets(answers: list[str], refs: list[str]) -> bool:
+    """Sets compare unordered (a tuple is one item, compared ordered): every reference answer is given, and
+    every given answer is one of the reference answers, so a missing or an extra wrong answer fails, while an
+    answer restated in another form (``15\\frac{39}{40}`` or ``\\frac{639}{40}``) does not."""
+    same = [[_equivalent(a, r)[0] for r in refs] for a in answers]
+    return all(any(row[j] for row in same) for j in range(len(refs))) and all(any(row) for row in same)
+
+
+def _match_lists(answers: list[str], refs: list[str]) -> bool:
+    """A reference that repeats an answer (``16, 3, 1, 1``: the values of a, b, c, d) is an ordered list:
+    the same number of answers, each equal to the reference answer in its place."""
+    return len(answers) == len(refs) and all(_equivalent(a, r)[0] for a, r in zip(answers, refs, strict=True))
+
+
+def _judge_choice(response: str, ref: str) -> dict[str, Any]:
+    """Multiple choice: the response must name the reference's letter and no other."""
+    want = choice_letter(ref)
+    raws, rule = extract_answers(response, last_number=False)
+    if not raws:
+        tail = _last_sentence(response) if isinstance(response, str) else ""
+        m = re.search(
+            r"\b(?i:option|choice|answer)\s*(?:is\s*)?:?\s*\(?([A-E])\b\)?|\(([A-E])\)\s*[.!]?\s*$", tail
+        )
+        raws, rule = ([m.group(1) or m.group(2)], "choice in the last sentence") if m else ([], "")
+    got = [choice_letter(r) for r in raws]
+    named = {m for r in raws for m in re.findall(r"(?<![A-Za-z])\(?([A-E])\)?(?![A-Za-z])", r)}
+    ok = len(got) == 1 and got[0] is not None and got[0] == want and named <= {want}  # "(A) or (B)" hedges
+    shown = ", ".join(raws) if raws else None
+    return _verdict(
+        ok,
+        shown,
+        ref,
+        "multiple choice",
+        answers=[g or "?" for g in got],
+        refs=[want or ref],
+        kind="choice",
+        rule=rule,
+    )
+
+
+def _judge_string(raws: list[str], ref: str, refs: list[str], rule: str) -> dict[str, Any]:
+    """Short strings: equal after case, whitespace, ``\\text{}``, punctuation and articles are ignored."""
+    answers = [plain_words(r) for r in raws]
+    want = sorted(plain_words(r) for r in refs)
+    ok = bool(want) and sorted(answers) == want
+    return _verdict(
+        ok, ", ".join(raws), ref, "text match", answers=answers, refs=want, kind="string", rule=rule
+    )
+
+
+def _verdict(
+    correct: bool,
+    extracted: str | None,
+    reference: str | None,
+    note: str | None,
+    *,
+    answers: list[str] | None = None,
+    refs: list[str] | None = None,
+    kind: str | None = None,
+    rule: str = "",
+) -> dict[str, Any]:
+    """A verdict and its evidence: the extracted answer set, the normalised reference set, the answer type
+    and the rule that found the answer (``cooper verify --json`` shows them)."""
+    return {
+        "correct": correct,
+        "extracted_answer": extracted,
+        "reference_answer": reference,
+        "note": note,
+        "answers": answers if answers is not None else ([extracted] if extracted else []),
+        "references": refs if refs is not None else ([reference] if reference else []),
+        "answer_type": kind,
+        "rule": rule,
+    }

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from cooper.verify.registry import BUILTIN_VERIFIERS, DEFAULT_VERIFIER, VerifierError, judge_item
 from cooper.verify.rule import judge
 
 
@@ -34,14 +35,22 @@ def _worker_main() -> None:
     for line in sys.stdin:
         msg = json.loads(line)
         soft = float(msg["soft_timeout"])
-        for idx, response, reference in msg["items"]:
+        verifier = msg.get("verifier", DEFAULT_VERIFIER)
+        for idx, response, reference, fields in msg["items"]:
             started = time.perf_counter()
             try:
                 signal.setitimer(signal.ITIMER_REAL, soft)
-                verdict = judge(response, reference)
+                verdict = judge_item(verifier, response, reference, fields)
+            except VerifierError as exc:  # a user's verifier failed: the caller raises, naming it
+                verdict = {"correct": False, "extracted_answer": None, "reference_answer": None}
+                verdict["note"] = verdict["error"] = str(exc)
             except _SoftTimeout:
                 verdict = {"correct": False, "extracted_answer": None, "reference_answer": None}
                 verdict["note"] = f"timed out after {soft:.2f} s"
+                if verifier not in BUILTIN_VERIFIERS:  # a user's verifier that hangs fails the batch, by name
+                    verdict["error"] = (
+                        f"verifier {verifier!r} gave no verdict within {soft:.2f} s (it hangs?)"
+                    )
             except Exception as exc:  # noqa: BLE001 - any failure of one item is that item's False
                 verdict = {"correct": False, "extracted_answer": None, "reference_answer": None}
                 verdict["note"] = f"error: {type(exc).__name__}"

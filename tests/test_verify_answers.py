@@ -1,0 +1,228 @@
+"""The verifier on competition-style outputs: precision first (a number from prose, a partial answer set, a
+list read as one number), answer sets (several boxes, separators, assignments), every answer type, and
+verifiers for other domains (``choice``, ``string``, a user's ``module:function``)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from cooper.verify import VerifierError, check_verifier, explain, is_correct, is_correct_batch
+from cooper.verify.answers import answer_type, choice_letter, plain_words, split_answers
+from cooper.verify.rule import extract_answers
+
+# (response, reference, expected). Each class in both directions.
+PRECISION = [
+    # a bare number only where the response plainly ends on it as its result
+    ("Try x = 14. Then y = 15, so x = 14 and y = 15 is not a solution.", "15", False),
+    (
+        "We solved it.\n\nOther methods exist, e.g. 15 steps of induction, or generating functions.",
+        "15",
+        False,
+    ),
+    ("Is the answer 15?", "15", False),
+    ("If we had 15 more, the total would be 30", "30", False),
+    ("Adding the two parts gives 15.", "15", True),
+    ("So she pays 18 dollars.", "18", True),
+    ("So she pays 18 dollars. That seems too much; it is not 18.", "18", False),
+    # a reference with several answers needs all of them
+    ("The solutions follow. Final: \\boxed{8}", "$2^{-2/3}$, $8$", False),
+    ("\\boxed{2^{-2/3}} and \\boxed{8}", "$2^{-2/3}$, $8$", True),
+    ("\\boxed{8}", "2^{-2/3}, 8", False),
+    # a list is not a number with a thousands separator
+    ("\\boxed{32, 349}", "32349", False),
+    ("\\boxed{32,349}", "32349", True),
+    ("\\boxed{32, 349}", "32, 349", True),
+]
+MULTI = [
+    ("\\boxed{(2, 2)} and \\boxed{(6, 2)}", "(2, 2), (6, 2)", True),
+    ("\\boxed{(6, 2)}, \\boxed{(2, 2)}", "(2, 2), (6, 2)", True),  # sets are unordered
+    ("\\boxed{(2, 6)} and \\boxed{(2, 2)}", "(2, 2), (6, 2)", False),  # tuples are ordered
+    ("\\boxed{1} and \\boxed{2}", "1, 2", True),
+    ("x = \\boxed{1} or x = \\boxed{2}.", "1, 2", True),
+    ("\\boxed{1} and \\boxed{2} and \\boxed{3}", "1, 2", False),  # an extra answer
+    ("\\boxed{1}", "1, 2", False),
+    ("First \\boxed{3}, then \\boxed{4}", "4", True),  # boxes apart: the last one answers
+    ("So the answer is $-12;-11;-10$.", "\\{-12, -11, -10\\}", True),
+    ("So the answer is $-12;-11;-9$.", "\\{-12, -11, -10\\}", False),
+    ("\\boxed{p=5,q=2;p=7,q=2}", "(5,2),(7,2)", True),
+    ("\\boxed{p=2,q=5;p=7,q=2}", "(5,2),(7,2)", False),
+    ("The answers are $21,16$ or $11$.", "11, 16, 21", True),
+    ("The answers are $21,16$.", "11, 16, 21", False),
+    ("Therefore $x \\geq 5$ is the solution.", "x \\geq 5", True),
+    ("Therefore $x \\geq 4$ is the solution.", "x \\geq 5", False),
+    ("\\boxed{(1, 2]}", "(1, 2]", True),  # an interval is one answer
+]
+TYPES = [
+    # multiple choice
+    ("The correct option is (B).", "B", True),
+    ("Answer: Option B", "B", True),
+    ("\\boxed{B}", "(B)", True),
+    ("So the answer is B) 12.", "B", True),
+    ("\\boxed{C}", "B", False),
+    ("The answer is (C).", "B", False),
+    ("The answer is A, B or C", "B", False),
+    # short strings
+    ("\\boxed{\\text{odd}}", "odd", True),
+    ("\\boxed{\\text{even}}", "odd", False),
+    ("The answer is The Eiffel Tower.", "eiffel tower", True),
+    ("\\boxed{\\text{Paris}}", "\\text{paris}", True),
+    ("\\boxed{\\text{London}}", "paris", False),
+]
+
+
+@pytest.mark.parametrize(("response", "reference", "expected"), PRECISION + MULTI + TYPES)
+def test_verdicts(response, reference, expected):
+    verdict = explain(response, reference)
+    assert verdict["correct"] is expected, verdict
+
+
+def test_batch_equals_single_and_in_process():
+    cases = PRECISION + MULTI + TYPES
+    responses, references = [c[0] for c in cases], [c[1] for c in cases]
+    batch = is_correct_batch(responses, references)
+    assert batch == [c[2] for c in cases]
+    assert batch == is_correct_batch(responses, references, workers=0)
+
+
+def test_row_fields_decide_type_and_multiplicity():
+    # OlympiadBench's is_multiple_answer False: "1,3" is one answer (say a point), not two
+    assert is_correct_batch(["\\boxed{1} and \\boxed{3}"], ["1,3"], is_multiple_answer=[True]) == [True]
+    assert is_correct_batch(["\\boxed{1} and \\boxed{3}"], ["1,3"], is_multiple_answer=[False]) == [False]
+    # an answer type given by the data wins over the inferred one
+    assert is_correct("\\boxed{\\text{B}}", "B", answer_type="string") is True
+    assert is_correct("I pick b.", "B", answer_type="Multiple Choice") is False
+    assert is_correct("The answer is 7 apples.", "7", answer_type="Numerical") is True
+
+
+def test_explain_shows_the_sets_the_type_and_the_rule():
+    v = explain("\\boxed{(6, 2)} and \\boxed{(2, 2)}", "$(2, 2)$, $(6, 2)$")
+    assert v["correct"] is True
+    assert v["answers"] == ["(6, 2)", "(2, 2)"] and v["references"] == ["(2, 2)", "(6, 2)"]
+    assert v["answer_type"] == "expression" and v["rule"] == "boxed answers"
+    v = explain("So she pays 18 dollars.", "18")
+    assert (v["answer_type"], v["rule"], v["answers"]) == ("numeric", "final number", ["18"])
+
+
+def test_helpers():
+    assert split_answers("(2, 2), (6, 2)") == ["(2, 2)", "(6, 2)"]
+    assert split_answers("$-12;-11;-10$") == ["-12", "-11", "-10"]
+    assert split_answers("p=5,q=2;p=7,q=2") == ["(5, 2)", "(7, 2)"]
+    assert split_answers("x=3 or x=4") == ["3", "4"]
+    assert split_answers("1,000") == ["1,000"] and split_answers("(1, 2]") == ["(1, 2]"]
+    assert [choice_letter(s) for s in ("(C)", "Option D", "B) 12", "Bob", "\\text{(E)}")] == [
+        "C",
+        "D",
+        "B",
+        None,
+        "E",
+    ]
+    assert plain_words("The \\text{Eiffel Tower}.") == "eiffel tower"
+    assert [answer_type(s) for s in ("B", "18", "1,000", "odd", "\\text{odd}", "x+1")] == [
+        "choice", "numeric", "numeric", "string", "string", "expression",
+    ]  # fmt: skip
+    assert extract_answers("\\boxed{1}, \\boxed{2}, and \\boxed{3}")[0] == ["1", "2", "3"]
+
+
+def test_hostile_answer_sets_are_refused_unevaluated(tmp_path):
+    canary = tmp_path / "pwned"
+    payload = f"__import__('os').system('touch {canary}')"
+    responses = [
+        f"\\boxed{{1}} and \\boxed{{{payload}}}",
+        f"The answers are $1$, ${payload}$",
+        "\\boxed{f(a; b)}",
+    ]
+    assert is_correct_batch(responses, ["1, 2", "1, 2", "f(a; b)"]) == [False, False, False]
+    assert not canary.exists()
+
+
+# -- verifiers for other domains ------------------------------------------------------------------------------
+USER_VERIFIERS = """
+import time
+
+def exact(responses, references, **fields):
+    return [r.strip().lower() == g.strip().lower() for r, g in zip(responses, references)]
+
+def by_language(responses, references, language=None, **fields):
+    return [lang == "fr" and r == g for r, g, lang in zip(responses, references, language)]
+
+def raises(responses, references, **fields):
+    raise RuntimeError("boom")
+
+def hangs(responses, references, **fields):
+    time.sleep(60)
+
+def too_few(responses, references, **fields):
+    return []
+
+def not_bools(responses, references, **fields):
+    return ["yes" for _ in responses]
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path):
+    path = tmp_path / "my_verifiers.py"
+    path.write_text(textwrap.dedent(USER_VERIFIERS))
+    return path
+
+
+def test_builtin_choice_and_string_verifiers():
+    assert is_correct_batch(["Option B", "(c)"], ["B", "B"], verifier="choice") == [True, False]
+    assert is_correct_batch(
+        ["The answer is Paris.", "\\boxed{Rome}"], ["paris", "Paris"], verifier="string"
+    ) == [
+        True,
+        False,
+    ]
+
+
+def test_a_user_verifier_runs_in_the_pool_with_row_fields(user_module):
+    spec = f"{user_module}:exact"
+    assert check_verifier(spec) == spec
+    assert is_correct_batch(["Yes", "no"], ["yes", "yes"], verifier=spec) == [True, False]
+    by_lang = f"{user_module}:by_language"
+    out = is_correct_batch(["a", "a"], ["a", "a"], verifier=by_lang, language=["fr", "en"])
+    assert out == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("raises", "raised RuntimeError: boom"),
+        ("hangs", "gave no verdict"),
+        ("too_few", "must return a list with one bool per response"),
+        ("not_bools", "must return bools"),
+    ],
+)
+def test_a_failing_user_verifier_is_a_clear_error_naming_it(name, message, user_module):
+    spec = f"{user_module}:{name}"
+    with pytest.raises(VerifierError, match=message) as e:
+        is_correct_batch(["a"], ["a"], verifier=spec, timeout_s=1.0)
+    assert spec in str(e.value)
+
+
+@pytest.mark.parametrize("spec", ["nope", "no_such_module_xyz:f", "math:nothing", "/no/file.py:f", ""])
+def test_unknown_verifiers_are_refused_up_front(spec):
+    with pytest.raises(VerifierError):
+        check_verifier(spec)
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "expected"),
+    [
+        ("The answer is (A) or (B).", "A", False),  # a hedge between choices
+        ("The answer is (B) or (B).", "B", True),
+        ("\\boxed{16}, \\boxed{3}, \\boxed{1}", "16,3,1,1", False),  # repeats make an ordered list
+        ("\\boxed{16}, \\boxed{3}, \\boxed{1}, \\boxed{1}", "16,3,1,1", True),
+        ("\\boxed{3}, \\boxed{16}, \\boxed{1}, \\boxed{1}", "16,3,1,1", False),
+        ("\\boxed{-2}", "-2,-2", False),
+        ("**odd**", "odd", True),
+        ("North America", "North America", True),
+        ("not North America", "North America", False),
+    ],
+)
+def test_benchmark_findings(response, reference, expected):
+    """Cases the verifier benchmark's labelled items found (bench/verify.py)."""
+    assert explain(response, reference)["correct"] is expected
