@@ -34,6 +34,7 @@ import torch
 
 from cooper.data.benchmarks import load_benchmark
 from cooper.eval.engines import PromptTemplate, SamplingSettings, TransformersEngine, encode_prompts
+from cooper.utils.batching import longest_first
 from cooper.utils.tiny import tiny_models
 
 
@@ -111,7 +112,7 @@ def main() -> None:
     naive_engine = copy.copy(engine)  # same model, tokenizer and batch size; only the order differs
     naive_engine.sort_by_length = False
     engines = {"naive": naive_engine, "sorted": engine}
-    longest = sorted(range(len(prompts)), key=lambda i: -lengths[i])[: args.batch_size]  # warm-up batch
+    longest = longest_first(lengths)[: args.batch_size]  # warm-up batch
     list(engine.generate([prompts[i] for i in longest], [keys[i] for i in longest], settings))
 
     rounds = []

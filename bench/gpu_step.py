@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cooper.rm.model import VerifyRM
+from cooper.utils.device import is_cuda
+from cooper.utils.device import on_gpu as cuda_visible
 
 # Qwen2.5-1.5B-Instruct's config.json (the values that size the model).
 QWEN25_1_5B: dict[str, Any] = {
@@ -315,14 +317,14 @@ def build_policy(recipe: Recipe, device: Any, policy_dtype: Any) -> dict[str, An
 
 
 def build_rm(mode: str, m: dict[str, Any], device: Any) -> Any:
-    """The VerifyRM as ``cooper.rl.train.build_reward`` loads it on a bf16 GPU: bf16 weights in ``static_rm``;
+    """The VerifyRM as ``cooper.rl.build.build_reward`` loads it on a bf16 GPU: bf16 weights in ``static_rm``;
     fp32 master weights computing under bf16 autocast in ``cooper``. Same random init in both modes."""
     import torch
     from transformers import Qwen2ForSequenceClassification
 
     rm_cfg = copy.deepcopy(m["config"])
     rm_cfg.num_labels = 1
-    on_gpu = torch.device(device).type == "cuda"
+    on_gpu = is_cuda(device)
     torch.manual_seed(1)
     with torch.device(device):
         model = Qwen2ForSequenceClassification(rm_cfg).float()
@@ -352,7 +354,7 @@ class Timer:
     def __init__(self, device: Any) -> None:
         import torch
 
-        self.sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+        self.sync = torch.cuda.synchronize if is_cuda(device) else (lambda: None)
         self.seconds: dict[str, float] = {}
 
     def phase(self, name: str) -> Any:
@@ -396,7 +398,7 @@ def run_step(
     from cooper.rl.rm_update import Pair
     from cooper.verify.pool import is_correct_batch
 
-    on_gpu = torch.device(device).type == "cuda"
+    on_gpu = is_cuda(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else nullcontext()
     policy, ref, tok = m["policy"], m["ref"], m["tokenizer"]
     vocab = recipe.model["vocab_size"]
@@ -501,7 +503,7 @@ def measure(recipe: Recipe, *, device: Any, policy_dtype: Any, steps: int, warmu
 
     from cooper.rl.rm_update import RMUpdateConfig, RMUpdater
 
-    on_gpu = torch.device(device).type == "cuda"
+    on_gpu = is_cuda(device)
     m = build_policy(recipe, device, policy_dtype)
     opt = torch.optim.AdamW(m["policy"].parameters(), lr=recipe.learning_rate, fused=on_gpu or None)
     runs: dict[str, list[dict[str, float]]] = {}
@@ -588,14 +590,14 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     fallback = None
-    if not args.dry_run and args.device is None and not torch.cuda.is_available():
+    if not args.dry_run and args.device is None and not cuda_visible():
         # `make bench` runs every script on whatever machine it is: without a GPU, say so and run the dry
         # run (the full size on a CPU would take hours); `--device cpu` forces the full size anyway.
         fallback = "no CUDA device: ran the --dry-run configuration instead (not a GPU figure)"
         log.warning("%s", fallback)
         args.dry_run = True
     device = args.device or ("cpu" if args.dry_run else "cuda")
-    on_gpu = torch.device(device).type == "cuda"
+    on_gpu = is_cuda(device)
     if not on_gpu:
         torch.set_num_threads(args.cpu_threads)
     recipe = dry_run_recipe() if args.dry_run else Recipe()

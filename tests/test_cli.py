@@ -92,3 +92,26 @@ def test_train_accepts_overrides_and_others_do_not(capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_bad_input_errors_share_one_base_and_keep_their_builtin_ones():
+    """cooper.cli.main maps BadInput to exit 2; each error still is what existing except clauses catch."""
+    from cooper.data.rows import DataError
+    from cooper.eval.run import EvalError
+    from cooper.rl.config import ConfigError
+    from cooper.utils.endpoints import EndpointError
+    from cooper.utils.errors import BAD_INPUT_ERRORS, EXIT_BAD_INPUT, BadInput
+    from cooper.utils.models import ModelDirError, ModelLoadError
+    from cooper.verify.registry import VerifierError
+
+    assert EXIT_BAD_INPUT == 2 and BadInput in BAD_INPUT_ERRORS
+    for error, builtin in [
+        (DataError, ValueError),
+        (ConfigError, ValueError),
+        (EvalError, ValueError),
+        (ModelLoadError, RuntimeError),
+        (ModelDirError, FileNotFoundError),
+        (EndpointError, RuntimeError),
+        (VerifierError, ValueError),
+    ]:
+        assert issubclass(error, BadInput) and issubclass(error, builtin), error

@@ -17,17 +17,18 @@ from transformers import AutoTokenizer
 
 from cooper import cli
 from cooper.data.benchmarks import BENCHMARKS, load_benchmark
+from cooper.data.prompts import DEFAULT_INSTRUCTION
+from cooper.eval.constants import PAPER_BENCHMARKS
 from cooper.eval.engines import (
-    DEFAULT_INSTRUCTION,
     PromptTemplate,
     SamplingSettings,
     TransformersEngine,
     encode_prompts,
-    length_sorted_batches,
     load_engine,
 )
 from cooper.eval.metrics import benchmark_metrics, majority_vote, pass_at_k, score_samples
-from cooper.eval.run import PAPER_BENCHMARKS, EvalError, evaluate, render_table
+from cooper.eval.run import EvalError, evaluate, render_table
+from cooper.utils.batching import length_sorted_batches
 from cooper.utils.models import ModelLoadError
 from cooper.utils.tiny import TinyPaths
 
@@ -453,7 +454,7 @@ def test_bad_settings(engine: TransformersEngine, policy_dir: Path) -> None:
 def test_rows_without_required_fields(engine: TransformersEngine, policy_dir: Path) -> None:
     with pytest.raises(
         EvalError,
-        match=r"row 0: needs an id and string question and reference \(has keys \['id', 'question'\]\)",
+        match=r"benchmark 'mine' row 0 \(id 'a'\): field 'reference' is missing \(has keys \['id', 'question'\]\)",
     ):
         evaluate(policy_dir, {"mine": [{"id": "a", "question": "1+1?"}]}, engine=engine)
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cooper.rm.model import RM_META_FILE, VerifyRM, length_buckets
+from cooper.rm.model import RM_META_FILE, VerifyRM
 from cooper.rm.template import TEMPLATE_VERSION, encode_rm_input
+from cooper.utils.batching import length_sorted_batches
 from cooper.utils.tiny import TinyPaths
 
 MAX_LENGTH = 192
@@ -100,12 +101,12 @@ def test_padding_does_not_change_a_score(rm: VerifyRM) -> None:
 
 def test_length_buckets() -> None:
     lengths = [5, 50, 7, 100, 3, 50, 8]
-    batches = length_buckets(lengths, 3)
+    batches = length_sorted_batches(lengths, 3)
     assert [len(b) for b in batches] == [3, 3, 1]
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(lengths, reverse=True)
-    assert length_buckets([], 4) == []
+    assert length_sorted_batches([], 4) == []
 
 
 def test_score_restores_training_mode_and_handles_empty(rm: VerifyRM) -> None:

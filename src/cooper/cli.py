@@ -17,14 +17,10 @@ import math
 import sys
 from collections.abc import Callable
 
-from cooper.eval.constants import (
-    DEFAULT_INSTRUCTION,
-    DEFAULT_MAX_NEW_TOKENS,
-    DTYPES,
-    ENGINES,
-    PAPER_BENCHMARKS,
-)
+from cooper.data.prompts import DEFAULT_INSTRUCTION
+from cooper.eval.constants import DEFAULT_MAX_NEW_TOKENS, DTYPES, ENGINES, PAPER_BENCHMARKS
 from cooper.utils.endpoints import add_endpoint_args
+from cooper.utils.errors import BAD_INPUT_ERRORS, EXIT_BAD_INPUT
 
 log = logging.getLogger("cooper")
 
@@ -334,15 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0
-    from cooper.data.rows import DataError
-
     try:
         return int(func(args) or 0)
-    except (DataError, FileNotFoundError, ValueError) as e:  # bad input: say what and where, no traceback
-        if args.verbose:
-            raise
-        log.error("%s: %s", type(e).__name__, e)
-        return 2
+    except BAD_INPUT_ERRORS as e:  # bad input: say what and where in one line; the traceback with -v
+        log.error("%s: %s", type(e).__name__, e, exc_info=args.verbose)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -39,13 +39,8 @@ from cooper.annotate.judge import (
     as_judge,
 )
 from cooper.annotate.stats import abstention_warning, print_stats, summarise
-from cooper.data.rows import DataError, load_rows, parse_columns
-from cooper.utils.endpoints import (
-    ChatClient,
-    EndpointError,
-    endpoint_config_from_args,
-    run_sync,
-)
+from cooper.data.rows import check_rows, load_rows, parse_columns
+from cooper.utils.endpoints import ChatClient, endpoint_config_from_args, run_sync
 from cooper.utils.io import JsonlAppender, atomic_path, atomic_write_json, check_output_dir, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -90,24 +85,8 @@ def _source_or_none(value: Any) -> Any:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _check_rows(rows: Sequence[Row]) -> list[Row]:
-    """Validate rows given to :func:`annotate` directly (DataError naming the row and field)."""
-    ids: set[str] = set()
-    for i, row in enumerate(rows):
-        where = f"row {i} (id {row.get('id')!r})" if isinstance(row, dict) else f"row {i}"
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a dict, got {type(row).__name__}")
-        for field in ("id", "question", "reference", "completion"):
-            value = row.get(field)
-            if not isinstance(value, str) or (field != "completion" and not value.strip()):
-                problem = (
-                    "missing" if field not in row else f"not a non-empty string ({type(value).__name__})"
-                )
-                raise DataError(f"{where}: field {field!r} is {problem}")
-        if row["id"] in ids:
-            raise DataError(f"{where}: duplicate id {row['id']!r}")
-        ids.add(row["id"])
-    return list(rows)
+# What annotate() needs of each row it is given directly (cooper.data.rows.check_rows)
+ROW_FIELDS = {"id": "nonempty", "question": "nonempty", "reference": "nonempty", "completion": "text"}
 
 
 # --- generation ----------------------------------------------------------------------------------------
@@ -132,7 +111,7 @@ def generate_completions(
     chat template; batches are left-padded, each seeded from ``seed`` and its sample ids. Completions are
     appended to ``out_path`` as ``{id: "{row_id}-s{k}", row_id, sample, question, reference, completion,
     source, finish_reason}``; ids already there are not generated again (resume). Returns the rows with
-    completions, in input order. Raises :class:`cooper.eval.engines.ModelLoadError` for a bad model dir
+    completions, in input order. Raises :class:`cooper.utils.models.ModelLoadError` for a bad model dir
     (before ``out_path`` is created).
     """
     from cooper.eval.engines import PromptTemplate, SamplingSettings, encode_prompts, load_engine
@@ -203,7 +182,7 @@ def annotate(
     if output_format not in ("jsonl", "parquet"):
         raise ValueError(f"output_format must be 'jsonl' or 'parquet', got {output_format!r}")
     start = time.perf_counter()
-    rows = _check_rows(rows)
+    rows = check_rows(rows, ROW_FIELDS)
     judge_fn = as_judge(judge)
     client = judge if isinstance(judge, ChatClient) else getattr(judge, "client", None)
     client = client if isinstance(client, ChatClient) else None
@@ -423,27 +402,21 @@ def _generator_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``cooper annotate``. Exit 0 when done; 2 for bad input, an unusable endpoint or an ``--out`` holding
-    another run's results (all checked before anything is written or asked); 3 when rows are left
-    unjudged: endpoint failures (rerun to retry them) or a judge that gave no verdict at all (fix the judge,
-    rerun with ``--retry-abstentions``)."""
-    from cooper.utils.models import ModelLoadError
-
-    try:
-        out = check_output_dir(args.out, "--out")
-        columns = parse_columns(args.column)
-        rows, skipped = load_input_rows(
-            args.data, columns=columns, need_completion=args.generator is None, skip_invalid=args.skip_invalid
-        )
-        config = endpoint_config_from_args(args, "judge")
-        generator = _generator_settings(args) if args.generator is not None else None
-        record = run_record(args.data, columns=columns, judge_model=config.model, generator=generator)
-        check_run_record(out, record)
-        client = ChatClient(config)
-        client.preflight()
-    except (DataError, EndpointError, ModelLoadError, ValueError, OSError) as e:
-        logger.error("%s", e)
-        return 2
+    """``cooper annotate``. Exit 0 when done; 3 when rows are left unjudged: endpoint failures (rerun to
+    retry them) or a judge that gave no verdict at all (fix the judge, rerun with ``--retry-abstentions``).
+    Bad input, an unusable endpoint or an ``--out`` holding another run's results raise (all checked before
+    anything is written or asked): :func:`cooper.cli.main` exits 2."""
+    out = check_output_dir(args.out, "--out")
+    columns = parse_columns(args.column)
+    rows, skipped = load_input_rows(
+        args.data, columns=columns, need_completion=args.generator is None, skip_invalid=args.skip_invalid
+    )
+    config = endpoint_config_from_args(args, "judge")
+    generator = _generator_settings(args) if args.generator is not None else None
+    record = run_record(args.data, columns=columns, judge_model=config.model, generator=generator)
+    check_run_record(out, record)
+    client = ChatClient(config)
+    client.preflight()
     atomic_write_json(out / RUN_RECORD, record)  # the first write: every check has passed
     extra: dict[str, Any] = {
         "invalid_rows_skipped": skipped,
@@ -451,22 +424,18 @@ def run_cli(args: argparse.Namespace) -> int:
         "judge": config.describe(),
     }
     if args.generator is not None:
-        try:
-            rows = generate_completions(
-                rows,
-                args.generator,
-                out / "generated.jsonl",
-                samples=args.samples,
-                batch_size=args.batch_size,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                max_new_tokens=args.max_new_tokens,
-                seed=args.seed,
-                trust_remote_code=args.trust_remote_code,
-            )
-        except (ModelLoadError, ValueError, OSError) as e:
-            logger.error("generation failed: %s", e)
-            return 2
+        rows = generate_completions(
+            rows,
+            args.generator,
+            out / "generated.jsonl",
+            samples=args.samples,
+            batch_size=args.batch_size,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+            trust_remote_code=args.trust_remote_code,
+        )
         extra["generator"] = {"model": str(args.generator), "samples": args.samples, "completions": len(rows)}
     stats = annotate(
         rows,

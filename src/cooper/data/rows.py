@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cooper.utils.errors import BadInput
+
 logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
@@ -27,7 +29,7 @@ _TEXT_KEYS = ("id", "question", "reference", "solution", "completion")
 _NUMBER_OK = ("id", "reference")
 
 
-class DataError(ValueError):
+class DataError(BadInput, ValueError):
     """A data file is missing, unreadable or malformed; the message names the file, line/row and field."""
 
 
@@ -55,6 +57,8 @@ def read_records(path: StrPath, *, columns: Iterable[str] = ()) -> list[tuple[st
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not valid UTF-8 text ({e.reason} at byte {e.start})") from None
+        except OSError as e:  # e.g. no permission to read it
+            raise DataError(f"{path}: cannot read the file ({e.strerror or type(e).__name__})") from None
         records = _parse_json(path, text) if suffix == ".json" else _parse_jsonl(path, text)
     if not records:
         raise DataError(f"{path}: file is empty")
@@ -255,6 +259,35 @@ def parse_columns(pairs: Iterable[str] | None, *, flag: str = "--column") -> dic
             raise ValueError(f"{flag} expects THEIRS=OURS (e.g. problem=question), got {pair!r}")
         columns[theirs.strip()] = ours.strip()
     return columns
+
+
+def check_rows(rows: Sequence[Any], fields: dict[str, str], *, where: str = "") -> list[Row]:
+    """Rows given in memory (an API caller's dicts, a benchmark's rows), checked as :func:`load_rows` checks
+    a file's: a :class:`DataError` names the row (``{where}row N (id ...)``, 0-based) and the field.
+
+    ``fields`` maps each required field to what it must hold: ``"any"`` (present), ``"text"`` (a string) or
+    ``"nonempty"`` (a non-blank string). Ids (as strings) must be unique; a duplicate names the row where
+    the id was first seen. Returns the rows as a list; nothing is converted."""
+    first_seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{where}row {i}: expected a dict, got {type(row).__name__}")
+        at = f"{where}row {i} (id {row.get('id')!r})"
+        for field, kind in fields.items():
+            if field not in row:
+                raise DataError(f"{at}: field {field!r} is missing (has keys {sorted(map(str, row))})")
+            value = row[field]
+            if kind == "any":
+                continue
+            if not isinstance(value, str) or (kind == "nonempty" and not value.strip()):
+                wanted = "a non-empty string" if kind == "nonempty" else "a string"
+                raise DataError(f"{at}: field {field!r} is not {wanted} ({type(value).__name__})")
+        if "id" in row:
+            row_id = str(row["id"])
+            if row_id in first_seen:
+                raise DataError(f"{at}: duplicate id {row_id!r} (first at row {first_seen[row_id]})")
+            first_seen[row_id] = i
+    return list(rows)
 
 
 def _check_row(

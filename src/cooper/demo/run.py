@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.demo import pipeline as P
+from cooper.rl.plots import metric_points, plot_lines
 from cooper.utils.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,7 @@ def gap_after_warmup(runs: list[dict[str, Any]], frac: float = 0.1) -> float | N
 
 
 def plot_demo(runs: dict[str, list[dict]], initial: float, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """One PNG per panel in ``out``, every arm's seeds as lines in the arm's colour (the first labelled)."""
     colors = {"rule": "tab:blue", "static_rm": "tab:red", "cooper": "tab:green"}
     panels = [
         ("heldout_accuracy.png", "held-out accuracy (exact checker)", None),
@@ -79,25 +76,17 @@ def plot_demo(runs: dict[str, list[dict]], initial: float, out: Path) -> list[Pa
     ]
     written = []
     for name, title, key in panels:
-        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-        for arm, arm_runs in runs.items():
-            for i, run in enumerate(arm_runs):
-                if key is None:
-                    pts = [(0, initial)] + [(e["step"], e["exact"]) for e in run["eval"]]
-                else:
-                    pts = [(m["step"], m[key]) for m in run["metrics"] if isinstance(m.get(key), int | float)]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), color=colors[arm], alpha=0.85, linewidth=1.2,
-                            label=arm if i == 0 else None)  # fmt: skip
-        ax.set_xlabel("RL step")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / name)
-        plt.close(fig)
-        written.append(out / name)
+        lines = [
+            (
+                [(0, initial)] + [(e["step"], e["exact"]) for e in run["eval"]]
+                if key is None
+                else metric_points(run["metrics"], key),
+                {"color": colors[arm], "alpha": 0.85, "linewidth": 1.2, "label": arm if i == 0 else None},
+            )
+            for arm, arm_runs in runs.items()
+            for i, run in enumerate(arm_runs)
+        ]
+        written.append(plot_lines(out / name, title, lines, xlabel="RL step", size=(6, 3.6)))
     return written
 
 

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-from cooper.data.prompts import DEFAULT_INSTRUCTION  # noqa: F401 - one instruction for every pipeline
-
 ENGINES = ("auto", "transformers", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MAX_NEW_TOKENS = 2048  # the paper's completion budget, capped by engines.default_max_new_tokens()

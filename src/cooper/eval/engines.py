@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cooper.data.prompts import USER_TEMPLATE, prompt_messages, user_message
-from cooper.eval.constants import DEFAULT_INSTRUCTION, DEFAULT_MAX_NEW_TOKENS, DTYPES, ENGINES
+from cooper.data.prompts import DEFAULT_INSTRUCTION, USER_TEMPLATE, prompt_messages, user_message
+from cooper.eval.constants import DEFAULT_MAX_NEW_TOKENS, DTYPES, ENGINES
 from cooper.eval.sampling import NucleusSampler
+from cooper.utils.batching import input_order_batches, length_sorted_batches
+from cooper.utils.device import default_device, inference_dtype, is_cuda, on_gpu
 from cooper.utils.models import ModelLoadError, check_model_dir, load_errors
 
 logger = logging.getLogger(__name__)
@@ -143,14 +145,6 @@ def default_max_new_tokens(max_context: int | None) -> int:
     return max(1, min(DEFAULT_MAX_NEW_TOKENS, max_context // 2))
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices into ``lengths`` in batches of ``batch_size``, longest first (ties keep input order)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def batch_seed(seed: int, keys: Sequence[str]) -> int:
     """A 63-bit seed from the run seed and the keys of a batch (the same batch always samples the same)."""
     digest = hashlib.sha256("\x1f".join([str(seed), *keys]).encode()).digest()
@@ -196,11 +190,9 @@ def _load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
 
 
 def _resolve_device(device: str) -> str:
-    import torch
-
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+        return default_device()
+    if is_cuda(device) and not on_gpu():
         raise ModelLoadError(f"--device {device}: CUDA is not available on this machine")
     return device
 
@@ -226,8 +218,7 @@ class TransformersEngine:
         path = check_model_dir(model_path)
         self.device = _resolve_device(device)
         if dtype == "auto":
-            on_gpu = self.device.startswith("cuda")
-            dtype = ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if on_gpu else "float32"
+            dtype = inference_dtype(self.device, fp16_fallback=True)
         self.dtype = dtype
         self.tokenizer = _load_tokenizer(path, trust_remote_code)
         try:
@@ -240,7 +231,7 @@ class TransformersEngine:
         self.max_context = _max_context(model.config)
         # CPU 32: on the 2-core test machine the tiny policy's length-sorted eval ran 7,405 tok/s at 32, 6,855
         # at 16 and 7,068 at 64 (bench/eval_throughput.py --batch-size N, docs/benchmarks.md)
-        self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
+        self.batch_size = batch_size or (64 if is_cuda(self.device) else 32)
         self.sort_by_length = sort_by_length
         gen = model.generation_config
         eos = [gen.eos_token_id] if isinstance(gen.eos_token_id, int) else list(gen.eos_token_id or [])
@@ -327,10 +318,7 @@ class TransformersEngine:
         if self.sort_by_length:
             batches = length_sorted_batches([len(p) for p in prompts], self.batch_size)
         else:
-            batches = [
-                list(range(i, min(i + self.batch_size, len(prompts))))
-                for i in range(0, len(prompts), self.batch_size)
-            ]
+            batches = input_order_batches(len(prompts), self.batch_size)
         for positions in batches:
             seed = batch_seed(settings.seed, [keys[i] for i in positions])
             yield positions, self._batch([list(prompts[i]) for i in positions], settings, seed)
@@ -448,9 +436,7 @@ def vllm_usable() -> bool:
     """vLLM is importable and a CUDA GPU is visible (what ``--engine auto`` needs to pick vLLM)."""
     if importlib.util.find_spec("vllm") is None:
         return False
-    import torch
-
-    return torch.cuda.is_available()
+    return on_gpu()
 
 
 def load_engine(

@@ -25,10 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cooper.eval.constants import PAPER_BENCHMARKS
+from cooper.data.prompts import DEFAULT_INSTRUCTION
+from cooper.eval.constants import DEFAULT_MAX_NEW_TOKENS, PAPER_BENCHMARKS
 from cooper.eval.engines import (
-    DEFAULT_INSTRUCTION,
-    DEFAULT_MAX_NEW_TOKENS,
     Engine,
     PromptTemplate,
     SamplingSettings,
@@ -43,7 +42,8 @@ from cooper.eval.metrics import (
     benchmark_metrics,
     score_samples,
 )
-from cooper.utils.models import ModelLoadError, check_model_dir
+from cooper.utils.errors import BadInput
+from cooper.utils.models import check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,11 @@ Row = dict[str, Any]
 # Settings that must match for --resume to reuse samples (n may grow; new samples are added).
 RESUME_KEYS = ("model", "temperature", "top_p", "max_new_tokens", "prompt")
 SUMMARY_KEYS = ("mean_accuracy", "pass@1", "pass@n", "majority_vote_accuracy")
+# What each problem needs (cooper.data.rows.check_rows); ids may be numbers, they are used as str(id)
+ROW_FIELDS = {"id": "any", "question": "text", "reference": "text"}
 
 
-class EvalError(ValueError):
+class EvalError(BadInput, ValueError):
     """Bad evaluation input (benchmark name, data, output directory); the message says what to fix."""
 
 
@@ -74,7 +76,7 @@ def load_suites(
     :class:`EvalError` listing the valid ones before anything is loaded.
     """
     from cooper.data.benchmarks import BENCHMARKS, load_benchmark
-    from cooper.data.rows import DataError, load_rows
+    from cooper.data.rows import DataError, check_rows, load_rows
 
     if benchmarks is None:
         benchmarks = () if data_files else PAPER_BENCHMARKS
@@ -99,21 +101,12 @@ def load_suites(
                 raise EvalError(f"data file {path}: its name {name!r} is already used by another benchmark")
             rows = load_rows(path, columns=dict(columns or {}))
             suites[name] = rows[:limit] if limit else rows
+        for name, rows in suites.items():
+            if not rows:
+                raise EvalError(f"benchmark {name!r} has no rows")
+            check_rows(rows, ROW_FIELDS, where=f"benchmark {name!r} ")
     except DataError as e:
         raise EvalError(str(e)) from e
-    for name, rows in suites.items():
-        if not rows:
-            raise EvalError(f"benchmark {name!r} has no rows")
-        for i, r in enumerate(rows):
-            if "id" not in r or not all(isinstance(r.get(k), str) for k in ("question", "reference")):
-                raise EvalError(
-                    f"benchmark {name!r} row {i}: needs an id and string question and reference "
-                    f"(has keys {sorted(r)})"
-                )
-        ids = [str(r["id"]) for r in rows]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise EvalError(f"benchmark {name!r}: problem id {dup!r} occurs more than once")
     if not suites:
         raise EvalError("nothing to evaluate: give benchmark names or data files")
     return suites
@@ -259,7 +252,7 @@ def evaluate(
     ``resume``, samples already in ``samples.jsonl`` are reused. ``max_new_tokens=None``: 2048, capped at
     half the model's context (:func:`~cooper.eval.engines.default_max_new_tokens`); the value used is logged
     and recorded in the protocol. Bad input raises :class:`EvalError` or
-    :class:`~cooper.eval.engines.ModelLoadError` before any generation (an unusable ``out_dir`` before the
+    :class:`~cooper.utils.models.ModelLoadError` before any generation (an unusable ``out_dir`` before the
     model is loaded).
     """
     from cooper._version import __version__
@@ -380,24 +373,19 @@ def _parse_columns(items: Sequence[str] | None) -> dict[str, str]:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``cooper eval``: print the table; exit 2 on bad input."""
+    """``cooper eval``: print the table (bad input raises; :func:`cooper.cli.main` exits 2)."""
     same_names = ("n", "temperature", "top_p", "max_new_tokens", "seed", "limit", "batch_size", "resume")
     same_names += ("instruction", "engine", "trust_remote_code", "device", "dtype", "name")
     kwargs = {key: getattr(args, key) for key in same_names}
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None
-    try:
-        columns = _parse_columns(args.columns)
-        results = evaluate(
-            args.model,
-            benchmarks,
-            out_dir=args.out,
-            system_prompt=args.system,
-            data_files=args.data,
-            columns=columns,
-            **kwargs,
-        )
-    except (EvalError, ModelLoadError) as e:
-        logger.error("cooper eval: %s", e)
-        return 2
+    results = evaluate(
+        args.model,
+        benchmarks,
+        out_dir=args.out,
+        system_prompt=args.system,
+        data_files=args.data,
+        columns=_parse_columns(args.columns),
+        **kwargs,
+    )
     print(results["table"], end="")
     return 0

@@ -5,7 +5,6 @@ before anything is loaded or written."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from cooper.rl.config import TrainConfig, rm_to_load
 from cooper.rl.reward import RewardFunction
 from cooper.rl.rm_update import RMUpdater
 from cooper.rm.model import VerifyRM, check_rm_dir
+from cooper.utils.device import bf16_supported, local_device, trainer_precision
 from cooper.utils.dist import all_gather, rank_and_world
 from cooper.utils.models import check_model_dir
 
@@ -92,14 +92,12 @@ def resolve_models(cfg: TrainConfig) -> tuple[str, str | None]:
 def grpo_config(cfg: TrainConfig) -> Any:
     """TRL's GRPOConfig from the ``grpo`` section, with CPU-safe defaults the user can override."""
 
-    on_gpu = torch.cuda.is_available()
     defaults: dict[str, Any] = {
         "logging_steps": 1,
         "report_to": "none",
         "save_strategy": "steps",
         "save_steps": 50,
-        "use_cpu": not on_gpu,
-        "bf16": bool(on_gpu and torch.cuda.is_bf16_supported()),
+        **trainer_precision(),
         "gradient_checkpointing": False,
         "remove_unused_columns": False,
     }
@@ -126,17 +124,14 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
     rm = None
     if rm_dir:
         train_rm = cfg.reward.mode == "cooper"
-        on_gpu = torch.cuda.is_available()
-        # each process's own GPU (accelerate sets the current device only later, inside the trainer)
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu else "cpu"
         rm = VerifyRM.from_pretrained(
             rm_dir,
-            device=device,
+            device=local_device(),  # each process's own GPU (accelerate sets it only inside the trainer)
             max_length=cfg.reward.rm_max_length,
             trust_remote_code=cfg.trust_remote_code,
             dtype=torch.float32 if train_rm else None,  # fp32 master weights for the RM's own optimizer
         )
-        if train_rm and on_gpu and torch.cuda.is_bf16_supported():
+        if train_rm and bf16_supported():
             rm.autocast_dtype = torch.bfloat16
     updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" else None
     return RewardFunction(

@@ -23,9 +23,10 @@ import yaml
 from cooper.data.prompts import DEFAULT_INSTRUCTION
 from cooper.rl.rm_update import RMUpdateConfig
 from cooper.utils.endpoints import EndpointConfig
+from cooper.utils.errors import BadInput
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput, ValueError):
     """A config file or override is malformed; the message names the file (or override), the key and value."""
 
 
@@ -71,12 +72,6 @@ class RewardConfig:
             )
 
 
-# The assistant LLM endpoint for ``assistant`` negatives (any OpenAI-compatible chat server) is an
-# EndpointConfig: the same fields, validation and defaults as the judge's (cooper.utils.endpoints). Those defaults
-# (temperature 0, max_tokens 512) suit a judge; configs/paper_qwen2.5_1.5b.yaml sets the assistant's.
-AssistantConfig = EndpointConfig  # the old name
-
-
 @dataclass
 class CooperConfig:
     """Mode ``cooper``: pair selection, negative sources, the RM's own optimisation."""
@@ -86,6 +81,9 @@ class CooperConfig:
     # "first": one pair per positive, its negative from the first source that gives a valid one (the paper);
     # "each": up to one pair per source, e.g. a policy hard negative and a perturbed positive
     negatives_from: str = "first"
+    # The assistant LLM endpoint for ``assistant`` negatives (any OpenAI-compatible chat server): the same
+    # fields, validation and defaults as the judge's (cooper.utils.endpoints). Those defaults (temperature 0,
+    # max_tokens 512) suit a judge; configs/paper_qwen2.5_1.5b.yaml sets the assistant's.
     assistant: EndpointConfig | None = None
     rm_update: RMUpdateConfig = field(default_factory=RMUpdateConfig)
 

@@ -43,7 +43,6 @@ class NegativeRequest:
 
 NegativeSource = Callable[[Sequence[NegativeRequest], random.Random], list[str | None]]
 
-_NUM = r"-?\d+(?:\.\d+)?"
 _FRAC = re.compile(r"\\d?frac\{(-?\d+)\}\{(\d+)\}")
 
 

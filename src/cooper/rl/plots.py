@@ -1,10 +1,14 @@
-"""PNG plots of a training run's ``metrics.jsonl``: verified accuracy, RM reward and hacking gap per step."""
+"""PNG plots of metrics against the step: :func:`plot_lines` draws one (``cooper plot`` and the demo's report
+use it); :func:`plot_run` draws a training run's ``metrics.jsonl`` (verified accuracy, RM reward, hacking gap,
+RM pair accuracy), one PNG per metric."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return rows
 
 
-def _points(rows: list[dict], key: str) -> list[tuple[float, float]]:
-    """``(step, value)`` for the rows where both are numbers."""
+def metric_points(rows: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, float]]:
+    """``(step, value)`` of ``key`` for the metrics rows where both are numbers (not bools)."""
     number = int | float
     return [
         (r["step"], r[key])
@@ -66,7 +70,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
     rows = read_metrics(run_dir)
     out_dir = check_output_dir(Path(run_dir) / "plots", "plots folder")
-    panels = [(key, title, points) for key, title in PANELS if (points := _points(rows, key))]
+    panels = [(key, title, points) for key, title in PANELS if (points := metric_points(rows, key))]
     if not panels:
         log.warning(
             "%s: %d rows but none of the plotted metrics (%s) with a step: no plots written",
@@ -75,23 +79,43 @@ def plot_run(run_dir: str | Path) -> list[Path]:
             ", ".join(key for key, _ in PANELS),
         )
         return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [
+        plot_lines(
+            out_dir / (key.replace("/", "_") + ".png"), title, [(points, {"marker": ".", "linewidth": 1})]
+        )
+        for key, title, points in panels
+    ]
+    log.info("wrote %d plots to %s", len(written), out_dir)
+    return written
+
+
+def plot_lines(
+    path: str | Path,
+    title: str,
+    lines: Sequence[tuple[Sequence[tuple[float, float]], Mapping[str, Any]]],
+    *,
+    xlabel: str = "step",
+    size: tuple[float, float] = (6, 3.5),
+) -> Path:
+    """One PNG at ``path``: each of ``lines`` is ``(points, style)``, the ``(step, value)`` pairs and
+    matplotlib's line keywords (``color``, ``linewidth``, ``label``, ...); a line without points is left
+    out, and a legend is drawn when a line has a label. Returns ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for key, title, points in panels:
-        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", linewidth=1)
-        ax.set_xlabel("step")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = out_dir / (key.replace("/", "_") + ".png")
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
-    log.info("wrote %d plots to %s", len(written), out_dir)
-    return written
+    fig, ax = plt.subplots(figsize=size, dpi=110)
+    for points, style in lines:
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], **style)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.data.prompts import user_message
+from cooper.utils.device import trainer_precision
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ def sft_warm_start(
     loss on the completion only; ``{"text"}`` rows are plain language modelling (loss on every token, EOS
     appended), used e.g. to pre-train a tiny backbone before it becomes a reward model.
     """
-    import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -49,7 +49,6 @@ def sft_warm_start(
                 "completion": [[{"role": "assistant", "content": e["completion"]}] for e in examples],
             }
         )
-    on_gpu = torch.cuda.is_available()
     args = SFTConfig(
         output_dir=str(Path(out_dir) / "sft-checkpoints"),
         max_steps=max_steps,
@@ -61,8 +60,7 @@ def sft_warm_start(
         save_strategy="no",
         report_to="none",
         seed=seed,
-        use_cpu=not on_gpu,
-        bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
+        **trainer_precision(),
         max_length=max_length,
         completion_only_loss=not plain_text,
         disable_tqdm=True,

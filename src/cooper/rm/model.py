@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cooper.rm.template import TEMPLATE_VERSION, RMEncoder
+from cooper.utils.batching import input_order_batches, length_sorted_batches
+from cooper.utils.device import default_device, inference_dtype
 from cooper.utils.models import check_model_dir, load_errors
 
 if TYPE_CHECKING:
@@ -33,20 +35,6 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def _tokenizable(text: str) -> str:
     """``text`` with each lone surrogate replaced by U+FFFD, so one bad completion cannot fail a batch."""
     return _LONE_SURROGATE.sub("\ufffd", text) if isinstance(text, str) else str(text)
-
-
-def default_device() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
-
-
-def length_buckets(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), to waste little on padding."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def check_rm_dir(path: str | os.PathLike[str], *, new_head: bool = False) -> Path:
@@ -118,7 +106,7 @@ class VerifyRM:
         path = check_rm_dir(path, new_head=new_head)
         device = device or default_device()
         if dtype is None:
-            dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+            dtype = getattr(torch, inference_dtype(device))
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             model, info = AutoModelForSequenceClassification.from_pretrained(
@@ -204,9 +192,9 @@ class VerifyRM:
             return []
         out = [0.0] * len(ids)
         batches = (
-            length_buckets([len(x) for x in ids], batch_size)
+            length_sorted_batches([len(x) for x in ids], batch_size)
             if bucket
-            else [list(range(i, min(i + batch_size, len(ids)))) for i in range(0, len(ids), batch_size)]
+            else input_order_batches(len(ids), batch_size)
         )
         was_training = self.model.training
         self.model.eval()

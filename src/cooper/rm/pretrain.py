@@ -18,6 +18,7 @@ from typing import Any
 
 from cooper.data.rows import parse_columns
 from cooper.rm.data import check_threshold, load_rm_rows
+from cooper.utils.device import trainer_precision
 from cooper.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,6 @@ _REPORTED = ("accuracy", "precision", "recall", "f1", "roc_auc", "majority_basel
 
 def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
     """Train, evaluate on the held-out rows, save the model to ``cfg.out``; returns the metrics."""
-    import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     from cooper.rm.model import check_rm_dir
@@ -158,7 +158,6 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
         rm.max_length,
     )
 
-    on_gpu = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -176,8 +175,7 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
         eval_steps=cfg.save_steps if eval_rows else None,
         seed=cfg.seed,
         report_to=cfg.report_to,
-        use_cpu=not on_gpu,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        **trainer_precision(),
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )

@@ -36,6 +36,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cooper.utils.errors import BadInput
 from cooper.utils.redact import install_url_filter, redact_url
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ STAT_KEYS = (
 )
 
 
-class EndpointError(RuntimeError):
+class EndpointError(BadInput, RuntimeError):
     """The endpoint is misconfigured, unreachable or rejects the key (raised by preflight and setup)."""
 
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cooper.utils.errors import BadInput
+
 # Weight files that torch.load unpickles; a directory with these and no *.safetensors is refused.
 PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(BadInput, RuntimeError):
     """The model directory is missing, incomplete or cannot be loaded; raised before any generation."""
 
 
 class ModelDirError(ModelLoadError, FileNotFoundError):
     """No usable model directory at a path (missing, not a directory, or no ``config.json``).
 
-    Both a :class:`ModelLoadError` (what the generation engines and ``cooper eval`` catch) and a
-    :class:`FileNotFoundError` (what the reward-model loaders and the ``cooper`` command catch).
+    Both a :class:`ModelLoadError` (what the generation engines raise) and a :class:`FileNotFoundError` (what
+    a missing path raises elsewhere); either way a :class:`~cooper.utils.errors.BadInput`.
     """
 
 

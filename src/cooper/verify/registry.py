@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cooper.utils.errors import BadInput
+
 BUILTIN_VERIFIERS = ("math", "choice", "string")
 DEFAULT_VERIFIER = "math"
 BatchVerifier = Callable[..., Any]
 _LOADED: dict[str, BatchVerifier] = {}
 
 
-class VerifierError(ValueError):
+class VerifierError(BadInput, ValueError):
     """A verifier cannot be used: unknown, not importable, or it raised, hung or returned a bad result."""
 
 
