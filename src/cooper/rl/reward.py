@@ -71,7 +71,7 @@ def gather_rollouts(
             references,
             texts,
             correct,
-            probs or [None] * len(texts),
+            list(probs) if probs is not None else [None] * len(texts),
             rewards,
             groups,
             nonfinite,
@@ -293,7 +293,8 @@ class RewardFunction:
             orders = [self.negative_order]
             if self.negatives_from == "each":
                 orders = [(name,) for name in self.negative_order]
-            pairs, counts = [], Counter()
+            pairs: list[Pair] = []
+            counts: Counter[str] = Counter()
             for order in orders:
                 made, c = make_negatives(requests, order, self.negative_sources, self.rng)
                 counts.update(c)
@@ -313,6 +314,7 @@ class RewardFunction:
         rec.metrics["rm/groups"] = float(n_groups)
 
         t = time.perf_counter()
+        assert self.updater is not None  # mode cooper always has one (checked in __init__)
         update = self.updater.update(pairs)
         rec.seconds["rm_update"] = time.perf_counter() - t
         self.totals["rm/skipped_updates"] += int(update.get("rm/skipped_update", 0))

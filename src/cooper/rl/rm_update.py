@@ -200,7 +200,7 @@ class RMUpdater:
         totals = sum_across_ranks([correct_order, seen], self.rm.device)
         metrics["rm/loss"] = sum(losses) / len(losses) if losses else float("nan")
         metrics["rm/pair_accuracy"] = totals[0] / totals[1] if totals[1] else float("nan")
-        metrics["rm/lr"] = self.scheduler.get_last_lr()[0]
+        metrics["rm/lr"] = float(self.scheduler.get_last_lr()[0])
         return metrics
 
     def _finite(self, loss: torch.Tensor) -> bool:

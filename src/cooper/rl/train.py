@@ -14,6 +14,7 @@ import json
 import logging
 import pickle
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def train(
-    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, callbacks: list[Any] = ()
+    cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, callbacks: Sequence[Any] = ()
 ) -> dict[str, Any]:
     """Train per ``cfg``; returns a summary. Writes OUT/config.json, OUT/metrics.jsonl, checkpoints.
 
@@ -120,7 +121,7 @@ def _train(
     args: Any,
     rows: list[dict[str, Any]],
     ckpt: Path | None,
-    callbacks: list[Any],
+    callbacks: Sequence[Any],
 ) -> dict[str, Any]:
     """The run itself: models, the reward, TRL's trainer with cooper's callback, then the final models."""
     out = Path(cfg.output_dir)
