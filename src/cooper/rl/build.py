@@ -113,8 +113,9 @@ def grpo_config(cfg: TrainConfig) -> Any:
 
 def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
 
-    sources = None
+    sources: dict[str, Any] | None = None
     if cfg.reward.mode == "cooper" and "assistant" in cfg.cooper.negatives:
+        assert cfg.cooper.assistant is not None  # CooperConfig checks that assistant is set
         from cooper.rl.negatives import NEGATIVE_SOURCES, AssistantSource
         from cooper.utils.endpoints import ChatClient
 
@@ -133,7 +134,7 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
         )
         if train_rm and bf16_supported():
             rm.autocast_dtype = torch.bfloat16
-    updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" else None
+    updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" and rm is not None else None
     return RewardFunction(
         cfg.reward.mode,
         rm=rm,

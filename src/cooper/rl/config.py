@@ -14,6 +14,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,7 +368,9 @@ def _resolve_input_paths(tree: dict[str, Any], base: Path) -> None:
         node[keys[-1]] = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
 
 
-def load_config(path: str | Path | None, overrides: list[tuple[str, Any]] = (), **base: Any) -> TrainConfig:
+def load_config(
+    path: str | Path | None, overrides: Sequence[tuple[str, Any]] = (), **base: Any
+) -> TrainConfig:
     """The config from YAML ``path`` (or only ``base``), with dotted ``overrides`` applied, validated.
 
     Relative input paths in the file (``policy``, ``reward.rm``, ``data.files``, ``data.data_dir``) are read

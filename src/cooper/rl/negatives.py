@@ -189,7 +189,7 @@ def _valid_negatives(requests: Sequence[NegativeRequest], candidates: list[str |
     ok = [False] * len(candidates)
     if not idx:
         return ok
-    cands = [candidates[i] for i in idx]
+    cands = [c for c in (candidates[i] for i in idx) if c is not None]
     refs = [requests[i].reference for i in idx]
     pos_answers = [extract_answer(requests[i].positive) or requests[i].reference for i in idx]
     matches_ref = is_correct_batch(cands, refs)

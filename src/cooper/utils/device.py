@@ -47,7 +47,7 @@ def bf16_supported() -> bool:
     return bool(on_gpu() and torch.cuda.is_bf16_supported())
 
 
-def trainer_precision() -> dict[str, bool]:
+def trainer_precision() -> dict[str, Any]:
     """``use_cpu`` and ``bf16`` for transformers' / TRL's training arguments: the GPU in bf16 where it can,
     else the CPU in fp32."""
     return {"use_cpu": not on_gpu(), "bf16": bf16_supported()}
