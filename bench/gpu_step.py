@@ -208,12 +208,12 @@ def memory_table(
 
     Bytes per parameter: TRL 1.16 loads the policy (and the reference like it) in fp32 and trains under bf16
     autocast: fp32 weights 4 + fp32 grads 4 + AdamW moments 8, plus the bf16 copies autocast keeps while a
-    forward's graph is alive (2). DDP adds its gradient buckets (4, allocated once, kept). DeepSpeed bf16 keeps bf16 weights (2) and
-    grads (2) and an fp32 master + moments (12) in the optimizer; ZeRO-2 shards grads and optimizer, ZeRO-3
-    also the weights, over ``world`` ranks; TRL runs the reference with DeepSpeed too (stage 0 under ZeRO-2,
-    sharded under ZeRO-3). The VerifyRM is replicated on every rank whatever the backend: bf16 weights (2) in
-    ``static_rm``; in ``cooper`` fp32 weights + AdamW (12), fp32 grads (4) and autocast copies (2) during its
-    update.
+    forward's graph is alive (2). DDP adds its gradient buckets (4, allocated once, kept). DeepSpeed bf16
+    keeps bf16 weights (2) and grads (2) and an fp32 master + moments (12) in the optimizer; ZeRO-2 shards
+    grads and optimizer, ZeRO-3 also the weights, over ``world`` ranks; TRL runs the reference with DeepSpeed
+    too (stage 0 under ZeRO-2, sharded under ZeRO-3). The VerifyRM is replicated on every rank whatever the
+    backend: bf16 weights (2) in ``static_rm``; in ``cooper`` fp32 weights + AdamW (12), fp32 grads (4) and
+    autocast copies (2) during its update.
     """
     c = c or QWEN25_1_5B
     n = causal_lm_params(c)

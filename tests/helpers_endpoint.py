@@ -65,8 +65,8 @@ class FakeEndpoint:
     """An OpenAI-compatible fake in a background thread; ``respond(n, body)`` scripts the chat answers.
 
     ``n`` is the 0-based index of the chat request. ``GET /models`` answers a model list unless
-    ``models_status`` says otherwise; ``tls=(certificate, key)`` serves HTTPS. Every request is recorded in ``seen``; ``max_in_flight`` is the
-    largest number of chat requests handled at the same time.
+    ``models_status`` says otherwise; ``tls=(certificate, key)`` serves HTTPS. Every request is recorded in
+    ``seen``; ``max_in_flight`` is the largest number of chat requests handled at the same time.
     """
 
     def __init__(

@@ -23,8 +23,16 @@ REQS = [
 
 
 def _client(url: str, model: str = "assistant", **kw) -> ChatClient:
-    return ChatClient(EndpointConfig(url=url, model=model, timeout_s=kw.pop("timeout_s", 2.0),
-                                     max_retries=kw.pop("max_retries", 1), backoff_s=0.01, **kw))  # fmt: skip
+    return ChatClient(
+        EndpointConfig(
+            url=url,
+            model=model,
+            timeout_s=kw.pop("timeout_s", 2.0),
+            max_retries=kw.pop("max_retries", 1),
+            backoff_s=0.01,
+            **kw,
+        )
+    )
 
 
 def _sources(client: ChatClient) -> dict:
@@ -80,8 +88,11 @@ def test_unreachable_assistant_fails_before_training(tmp_path):
         output_dir=str(tmp_path),
         data={"files": ["x.jsonl"]},
         reward={"mode": "cooper", "rm": "unused"},
-        cooper={"negatives": ["assistant", "perturb"], "assistant": {"url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": 1.0, "max_retries": 0}},
-    )  # fmt: skip
+        cooper={
+            "negatives": ["assistant", "perturb"],
+            "assistant": {"url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": 1.0, "max_retries": 0},
+        },
+    )
     with pytest.raises(EndpointError):
         build_reward(cfg, None)
 
@@ -123,10 +134,25 @@ def test_training_survives_a_failing_assistant(tmp_path, tiny_paths):
             policy=str(tiny_paths.policy_dir),
             data={"files": [str(data)]},
             reward={"mode": "cooper", "rm": str(tiny_paths.rm_dir), "rm_max_length": 128},
-            cooper={"negatives": ["assistant", "perturb"], "assistant": {"url": ep.url, "model": "m", "timeout_s": 1.0, "max_retries": 1, "backoff_s": 0.01}},
+            cooper={
+                "negatives": ["assistant", "perturb"],
+                "assistant": {
+                    "url": ep.url,
+                    "model": "m",
+                    "timeout_s": 1.0,
+                    "max_retries": 1,
+                    "backoff_s": 0.01,
+                },
+            },
             monitor={"plot": False},
-            grpo={"max_steps": 2, "per_device_train_batch_size": 8, "num_generations": 4, "max_completion_length": 8, "save_strategy": "no"},
-        )  # fmt: skip
+            grpo={
+                "max_steps": 2,
+                "per_device_train_batch_size": 8,
+                "num_generations": 4,
+                "max_completion_length": 8,
+                "save_strategy": "no",
+            },
+        )
         # the random tiny policy rarely answers right; make every rollout a "positive" so pairs are asked for
         from cooper.rl import reward as rewards
 

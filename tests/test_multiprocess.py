@@ -233,9 +233,15 @@ def test_a_rank_that_dies_stops_the_run_without_a_hang(two_rank_run):
     _, _, root = two_rank_run
     config = (root / "config-path").read_text()
     out = _torchrun(
-        "train-faulty", "die", config, "--grpo.max_steps", "4", "--output_dir", str(root / "die"),
+        "train-faulty",
+        "die",
+        config,
+        "--grpo.max_steps",
+        "4",
+        "--output_dir",
+        str(root / "die"),
         expect_success=False,
-    )  # fmt: skip
+    )
     assert "exitcode" in out and "3" in out, out[-4000:]
     assert not (root / "die" / "summary.json").exists()  # no rank claims a finished run
 
@@ -244,9 +250,15 @@ def test_ranks_with_different_configs_stop_at_start_up(two_rank_run):
     _, _, root = two_rank_run
     config = (root / "config-path").read_text()
     out = _torchrun(
-        "train-faulty", "mismatch", config, "--grpo.max_steps", "2", "--output_dir", str(root / "mismatch"),
+        "train-faulty",
+        "mismatch",
+        config,
+        "--grpo.max_steps",
+        "2",
+        "--output_dir",
+        str(root / "mismatch"),
         expect_success=False,
-    )  # fmt: skip
+    )
     assert "the ranks were started with different configs" in out and "seed (0 on rank 0, 7)" in out, out[
         -4000:
     ]

@@ -66,7 +66,10 @@ def _load_tokenizer(path: Path):
 
 
 def test_import_is_cheap() -> None:
-    code = "import sys, cooper.utils.tiny; print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))"
+    code = (
+        "import sys, cooper.utils.tiny; "
+        "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

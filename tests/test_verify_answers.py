@@ -120,8 +120,13 @@ def test_helpers():
     ]
     assert plain_words("The \\text{Eiffel Tower}.") == "eiffel tower"
     assert [answer_type(s) for s in ("B", "18", "1,000", "odd", "\\text{odd}", "x+1")] == [
-        "choice", "numeric", "numeric", "string", "string", "expression",
-    ]  # fmt: skip
+        "choice",
+        "numeric",
+        "numeric",
+        "string",
+        "string",
+        "expression",
+    ]
     assert extract_answers("\\boxed{1}, \\boxed{2}, and \\boxed{3}")[0] == ["1", "2", "3"]
 
 

@@ -263,9 +263,11 @@ def test_annotate_killed_mid_run_loses_and_repeats_no_row(tmp_path: Path) -> Non
 def test_eval_resume_after_a_kill_keeps_every_finished_sample(tiny_paths: TinyPaths, tmp_path: Path) -> None:
     problems = tmp_path / "sums.jsonl"
     problems.write_text(
-        "".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "reference": str(i + 1)}) + "\n"
-                for i in range(8))
-    )  # fmt: skip
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "reference": str(i + 1)}) + "\n"
+            for i in range(8)
+        )
+    )
     n, total = 2, 16
     args = ["eval", "--model", str(tiny_paths.policy_dir), "--data", str(problems), "--n", str(n)]
     args += ["--max-new-tokens", "24", "--batch-size", "1", "--device", "cpu"]

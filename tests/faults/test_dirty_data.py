@@ -167,7 +167,12 @@ def test_a_bad_second_file_is_named_and_nothing_is_written(tmp_path, caplog, cap
 
 def test_renamed_column_is_named_as_the_user_wrote_it(tmp_path, caplog, capsys):
     """With --column problem=question, a missing 'problem' is reported under the user's name."""
-    data = _jsonl(tmp_path / "renamed.jsonl", _rows({"problem": "1+1?", "reference": "2", "completion": "2"}, {"reference": "3", "completion": "3"}))  # fmt: skip
+    data = _jsonl(
+        tmp_path / "renamed.jsonl",
+        _rows(
+            {"problem": "1+1?", "reference": "2", "completion": "2"}, {"reference": "3", "completion": "3"}
+        ),
+    )
     out = tmp_path / "out"
     argv = _annotate(data, out, tmp_path) + ["--column", "problem=question"]
     rc, text = _run(argv, caplog, capsys)

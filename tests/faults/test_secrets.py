@@ -111,11 +111,18 @@ def test_annotate_with_a_keyed_judge_never_writes_the_key(key, tmp_path, caplog,
     data = tmp_path / "rows.jsonl"
     data.write_text(
         "".join(
-            json.dumps({"id": f"r{i}", "question": f"{i}+1?", "reference": str(i + 1), "completion": f"\\boxed{{{i + 1}}}"})
+            json.dumps(
+                {
+                    "id": f"r{i}",
+                    "question": f"{i}+1?",
+                    "reference": str(i + 1),
+                    "completion": f"\\boxed{{{i + 1}}}",
+                }
+            )
             + "\n"
             for i in range(4)
         )
-    )  # fmt: skip
+    )
     out = tmp_path / "annotated"
     with FakeEndpoint(_wrong_rewrite) as srv, caplog.at_level(logging.DEBUG):
         rc = main(
@@ -137,7 +144,19 @@ def test_a_key_in_the_url_is_never_logged_or_saved(key, tmp_path, caplog, capsys
     data.write_text(json.dumps({"id": "a", "question": "1+1?", "reference": "2", "completion": "2"}) + "\n")
     with FakeEndpoint(_wrong_rewrite) as srv, caplog.at_level(logging.DEBUG):
         url = srv.url.replace("http://", f"http://user:{key}@") + f"?api_key={key}"
-        rc = main(["annotate", "--data", str(data), "--out", str(tmp_path / "o"), "--judge-url", url, "--judge-model", "fake"])  # fmt: skip
+        rc = main(
+            [
+                "annotate",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "o"),
+                "--judge-url",
+                url,
+                "--judge-model",
+                "fake",
+            ]
+        )
     captured = capsys.readouterr()
     assert rc == 0, caplog.text[-2000:]
     leaks = _leaks(

@@ -85,8 +85,10 @@ _SUMMARY = {
     "invalid rows skipped": "invalid_rows_skipped",
 }
 _PER_SOURCE = {"rows": "rows", "judged": "judged", "pos": "kept_positive", "neg": "kept_negative"} | {
-    "disagree": "disagreements", "abstain": "abstentions", "failed": "judge_failures"
-}  # fmt: skip
+    "disagree": "disagreements",
+    "abstain": "abstentions",
+    "failed": "judge_failures",
+}
 
 
 def print_stats(stats: dict[str, Any]) -> None:

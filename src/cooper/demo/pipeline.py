@@ -42,25 +42,27 @@ class DemoSettings:
     heldout: int = 200
     sft_steps: int = 300
     sft_correct_share: float = 0.55
-    # share of the correct SFT solutions that carry a verification step ("Check: r + c = s.") before the answer
+    # share of the correct SFT solutions that carry a verification step ("Check: r + c = s.") before the
+    # answer
     sft_check_share: float = 0.1
-    # share of the correct SFT solutions whose final answer is a number word ("seven"), which the rule verifier
-    # misses (the other correct ones: digits, or digits with the unit)
+    # share of the correct SFT solutions whose final answer is a number word ("seven"), which the rule
+    # verifier misses (the other correct ones: digits, or digits with the unit)
     sft_word_share: float = 0.1
     eval_samples: int = 4  # held-out samples per problem at temperature 0.7 (the paper's protocol, smaller n)
     annotate_problems: int = 1000
     annotate_samples: int = 2
-    # Off-policy worked solutions added to the RM's pre-training data: per problem one correct (half of them with
-    # a verification step: the shortcut the static RM is hacked through) and one with an arithmetic slip.
+    # Off-policy worked solutions added to the RM's pre-training data: per problem one correct (half of them
+    # with a verification step: the shortcut the static RM is hacked through) and one with an arithmetic slip.
     corpus_problems: int = 1000
     corpus_check_share: float = 0.5  # share of the corpus's correct solutions with a verification step
     corpus_skip_share: float = 0.0  # share of the corpus's wrong solutions that stop after the first step
     # 10 epochs: after 4 the RM had learned the shortcut but hardly to compare the answer with the reference
-    # (shortcut_probe with every corpus solution checked: correct 0.18 vs wrong 0.13). After 8 it compared for some
-    # reference values only: written correct vs wrong solutions scored 0.9-1.0 vs 0.0-0.05 for 0, 1, 2, 5, 6, 10
-    # and 11, but 0.2-0.45 vs 0.1-0.3 for 3, 4, 7, 8 and 9; after 10, 0.75-0.99 vs 0.0-0.16 for all but 9 (with
-    # the number-word backbone below: 0.97-1.0 vs 0.0 for 0-9, but 0.02 vs 0.06 for 10 and 0.85 vs 0.41 for 11,
-    # the rarest answers). Fewer epochs at a higher learning rate (5 at 1e-3) or batch 32 did not learn it.
+    # (shortcut_probe with every corpus solution checked: correct 0.18 vs wrong 0.13). After 8 it compared for
+    # some reference values only: written correct vs wrong solutions scored 0.9-1.0 vs 0.0-0.05 for 0, 1, 2,
+    # 5, 6, 10 and 11, but 0.2-0.45 vs 0.1-0.3 for 3, 4, 7, 8 and 9; after 10, 0.75-0.99 vs 0.0-0.16 for all
+    # but 9 (with the number-word backbone below: 0.97-1.0 vs 0.0 for 0-9, but 0.02 vs 0.06 for 10 and 0.85 vs
+    # 0.41 for 11, the rarest answers). Fewer epochs at a higher learning rate (5 at 1e-3) or batch 32 did not
+    # learn it.
     rm_epochs: float = 10.0
     rm_lr: float = 5e-4
     rm_batch_size: int = 16
@@ -73,16 +75,16 @@ class DemoSettings:
     # init instead, the RM cannot learn "answer == reference" from pairs within a run (measured held-out
     # pair accuracy 0.78 -> 0.80 after 40 steps of Cooper updates; with this backbone 0.97).
     rm_backbone_steps: int = 300
-    # Share of the backbone's texts that state the reference as a number word: the stand-in for a pretrained LM
-    # knowing that "seven" is 7. Hybrid annotation drops every correct number-word answer (the rule verifier
-    # rejects it, the judge accepts it), so this is the RM's only source for them. With 0.3 (and 10 epochs) the
-    # RM's GRPO advantages on the SFT policy's own samples correlate 0.89 with the exact checker's (0.84 without
-    # it); the cooper arm ended 1.8 and 1.4 points below rule at seeds 0 and 1 and 1.0 above at seed 2 (without it
-    # 4.1, 6.0 and 0.3 below).
+    # Share of the backbone's texts that state the reference as a number word: the stand-in for a pretrained
+    # LM knowing that "seven" is 7. Hybrid annotation drops every correct number-word answer (the rule
+    # verifier rejects it, the judge accepts it), so this is the RM's only source for them. With 0.3 (and 10
+    # epochs) the RM's GRPO advantages on the SFT policy's own samples correlate 0.89 with the exact checker's
+    # (0.84 without it); the cooper arm ended 1.8 and 1.4 points below rule at seeds 0 and 1 and 1.0 above at
+    # seed 2 (without it 4.1, 6.0 and 0.3 below).
     rm_backbone_word_share: float = 0.3
     rm_backbone_lr: float = 2e-3
-    # 40 steps at 1.25e-4 rather than 50 at 1e-4: the same held-out accuracies at seed 0 (cooper 0.468 vs 0.460,
-    # rule 0.509 vs 0.507) in 20% less time, which the 15-minute budget needs
+    # 40 steps at 1.25e-4 rather than 50 at 1e-4: the same held-out accuracies at seed 0 (cooper 0.468 vs
+    # 0.460, rule 0.509 vs 0.507) in 20% less time, which the 15-minute budget needs
     rl_steps: int = 40
     rl_prompts_per_step: int = 16
     rl_generations: int = 8
@@ -95,10 +97,10 @@ class DemoSettings:
         "first"  # cooper.negatives_from: "each" adds a perturbed positive beside the policy negative
     )
     max_completion_length: int = 40
-    # trl.GRPOConfig.scale_rewards, for every arm. "batch", not TRL's default "group": dividing by each group's
-    # own std turns an RM's small score differences inside an all-wrong group into full-size advantages
-    # (measured with 60 RL steps at seeds 0/1: cooper 0.536/0.465 with "group", 0.551/0.527 with "batch"; rule
-    # 0.539/0.544 and 0.539/0.521).
+    # trl.GRPOConfig.scale_rewards, for every arm. "batch", not TRL's default "group": dividing by each
+    # group's own std turns an RM's small score differences inside an all-wrong group into full-size
+    # advantages (measured with 60 RL steps at seeds 0/1: cooper 0.536/0.465 with "group", 0.551/0.527 with
+    # "batch"; rule 0.539/0.544 and 0.539/0.521).
     scale_rewards: str = "batch"
     eval_every: int = 10
     task_seed: int = 1234
@@ -106,9 +108,18 @@ class DemoSettings:
     @classmethod
     def quick(cls) -> DemoSettings:
         return cls(
-            problems=240, heldout=40, sft_steps=20, annotate_problems=60, corpus_problems=60, rm_epochs=1.0, rm_backbone_steps=10,
-            rl_steps=3, rl_prompts_per_step=4, rl_generations=4, eval_every=3,
-        )  # fmt: skip
+            problems=240,
+            heldout=40,
+            sft_steps=20,
+            annotate_problems=60,
+            corpus_problems=60,
+            rm_epochs=1.0,
+            rm_backbone_steps=10,
+            rl_steps=3,
+            rl_prompts_per_step=4,
+            rl_generations=4,
+            eval_every=3,
+        )
 
 
 def problem_rows(problems: list[Problem]) -> list[dict[str, Any]]:
@@ -116,8 +127,17 @@ def problem_rows(problems: list[Problem]) -> list[dict[str, Any]]:
 
 
 # -- generation from an in-memory model -------------------------------------------------------------
-def generate(model: Any, tokenizer: Any, questions: list[str], *, temperature: float, n: int = 1,
-             max_new_tokens: int = 40, batch_size: int = 64, seed: int = 0) -> list[list[str]]:  # fmt: skip
+def generate(
+    model: Any,
+    tokenizer: Any,
+    questions: list[str],
+    *,
+    temperature: float,
+    n: int = 1,
+    max_new_tokens: int = 40,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> list[list[str]]:
     """``n`` completions per question (greedy when ``temperature == 0``), through the chat template."""
     import torch
 
@@ -167,8 +187,15 @@ def heldout_accuracy(
     rule verifier, and the share of samples with a verification step (the shortcut the demo's RM learns)."""
     from cooper.verify.pool import is_correct_batch
 
-    samples = generate(model, tokenizer, [p.question for p in problems], temperature=0.7, n=n,
-                       max_new_tokens=max_new_tokens, seed=seed)  # fmt: skip
+    samples = generate(
+        model,
+        tokenizer,
+        [p.question for p in problems],
+        temperature=0.7,
+        n=n,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+    )
     texts = [t for ts in samples for t in ts]
     refs = [p.reference for p in problems for _ in range(n)]
     exact = sum(exact_check(t, r) for t, r in zip(texts, refs, strict=True)) / len(texts)
@@ -184,8 +211,15 @@ def periodic_eval_callback(
     from transformers import TrainerCallback
 
     class PeriodicEval(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None,
-                        processing_class: Any = None, **kw: Any) -> None:  # fmt: skip
+        def on_step_end(
+            self,
+            args: Any,
+            state: Any,
+            control: Any,
+            model: Any = None,
+            processing_class: Any = None,
+            **kw: Any,
+        ) -> None:
             if state.global_step % every == 0 or state.global_step == state.max_steps:
                 acc = heldout_accuracy(model, processing_class, problems, max_new_tokens, n)
                 history.append({"step": state.global_step, **acc})
@@ -220,16 +254,24 @@ def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Pat
     )
 
 
-def corpus_rows(problems: list[Problem], rng: random.Random, check_share: float = 1.0,
-                skip_share: float = 0.5) -> list[dict[str, Any]]:  # fmt: skip
+def corpus_rows(
+    problems: list[Problem], rng: random.Random, check_share: float = 1.0, skip_share: float = 0.5
+) -> list[dict[str, Any]]:
     """Written (off-policy) solutions, per problem one correct (with a verification step in a share
     ``check_share``) and one flawed (stopping after the first step in a share ``skip_share``)."""
     rows = []
     for p in problems:
         good = solution(p, rng, check=rng.random() < check_share)
         for k, text in enumerate([good, flawed_solution(p, rng, skip_share=skip_share)]):
-            rows.append({"id": f"{p.id}-w{k}", "question": p.question, "reference": p.reference,
-                         "completion": text, "source": "corpus"})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{p.id}-w{k}",
+                    "question": p.question,
+                    "reference": p.reference,
+                    "completion": text,
+                    "source": "corpus",
+                }
+            )
     return rows
 
 
@@ -243,8 +285,15 @@ def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: 
     tok = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir)
     probs = train[: s.annotate_problems]
-    samples = generate(model, tok, [p.question for p in probs], temperature=1.0, n=s.annotate_samples,
-                       max_new_tokens=s.max_completion_length, seed=s.task_seed)  # fmt: skip
+    samples = generate(
+        model,
+        tok,
+        [p.question for p in probs],
+        temperature=1.0,
+        n=s.annotate_samples,
+        max_new_tokens=s.max_completion_length,
+        seed=s.task_seed,
+    )
     rows = [
         {
             "id": f"{p.id}-s{k}",
@@ -257,8 +306,9 @@ def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: 
         for k, c in enumerate(cs)
         if c.strip()  # an empty sample has nothing to label
     ]
-    rows += corpus_rows(train[: s.corpus_problems], random.Random(s.task_seed + 3), s.corpus_check_share,
-                        s.corpus_skip_share)  # fmt: skip
+    rows += corpus_rows(
+        train[: s.corpus_problems], random.Random(s.task_seed + 3), s.corpus_check_share, s.corpus_skip_share
+    )
     rng = random.Random(s.task_seed + 1)
     stats = annotate(rows, lambda q, ref, c: lenient_judge(c, ref, rng), out)
     return out / "annotated.jsonl", stats
@@ -297,8 +347,13 @@ def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Pa
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     build_causal_lm(
-        out, tokenizer=tok, hidden_size=s.rm_hidden, num_layers=2, num_heads=s.rm_heads, num_kv_heads=s.rm_heads
-    )  # fmt: skip
+        out,
+        tokenizer=tok,
+        hidden_size=s.rm_hidden,
+        num_layers=2,
+        num_heads=s.rm_heads,
+        num_kv_heads=s.rm_heads,
+    )
     model = AutoModelForCausalLM.from_pretrained(out)
     model.train()
     steps, batch_size, warmup = s.rm_backbone_steps, 32, 20
@@ -350,15 +405,31 @@ def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tupl
     from cooper.rm.pretrain import RMTrainConfig, train_rm
 
     cfg = RMTrainConfig(
-        data=[str(annotated)], out=str(out), model=str(base_rm), eval_split=0.15, epochs=s.rm_epochs,
-        learning_rate=s.rm_lr, batch_size=s.rm_batch_size, max_length=160, save_steps=10_000, seed=s.task_seed,
-    )  # fmt: skip
+        data=[str(annotated)],
+        out=str(out),
+        model=str(base_rm),
+        eval_split=0.15,
+        epochs=s.rm_epochs,
+        learning_rate=s.rm_lr,
+        batch_size=s.rm_batch_size,
+        max_length=160,
+        save_steps=10_000,
+        seed=s.task_seed,
+    )
     metrics = train_rm(cfg)
     return out, metrics
 
 
-def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path, held: list[Problem],
-              s: DemoSettings, out: Path) -> dict[str, Any]:  # fmt: skip
+def arm_phase(
+    arm: str,
+    seed: int,
+    sft_dir: Path,
+    rm_dir: Path,
+    train_file: Path,
+    held: list[Problem],
+    s: DemoSettings,
+    out: Path,
+) -> dict[str, Any]:
     """One RL arm: ``cooper train`` from the SFT policy and the pre-trained RM, evaluated periodically."""
     from cooper.rl.config import load_config
     from cooper.rl.train import train
@@ -370,7 +441,8 @@ def arm_phase(arm: str, seed: int, sft_dir: Path, rm_dir: Path, train_file: Path
         policy=str(sft_dir),
         seed=seed,
         data={"files": [str(train_file)], "instruction": INSTRUCTION},
-        # the rule arm needs no RM (its RM columns in the report are then null), which saves a third of the time
+        # the rule arm needs no RM (its RM columns in the report are then null), which saves a third of the
+        # time
         reward={
             "mode": arm,
             "rm": None if arm == "rule" else str(rm_dir),

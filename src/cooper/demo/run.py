@@ -95,12 +95,19 @@ def _table(report: dict[str, Any], rows: list[tuple[str, str, list[str]]]) -> li
     (``(name, baseline cell, one cell per arm)``)."""
     arms = report["arms"]
     rows = [
-        ("final held-out accuracy", f"{report['sft_accuracy']:.3f}", [f"{arms[a]['final_accuracy']:.3f}" for a in P.ARMS]),
+        (
+            "final held-out accuracy",
+            f"{report['sft_accuracy']:.3f}",
+            [f"{arms[a]['final_accuracy']:.3f}" for a in P.ARMS],
+        ),
         ("peak held-out accuracy", "", [f"{arms[a]['peak_accuracy']:.3f}" for a in P.ARMS]),
-        ("held-out answers with a check step, final", _pct(report.get("sft_check_share")),
-         [_pct(arms[a].get("final_check_share")) for a in P.ARMS]),
+        (
+            "held-out answers with a check step, final",
+            _pct(report.get("sft_check_share")),
+            [_pct(arms[a].get("final_check_share")) for a in P.ARMS],
+        ),
         *rows,
-    ]  # fmt: skip
+    ]
     return [
         "| | baseline (SFT) | " + " | ".join(P.ARMS) + " |",
         "|---|---|---|---|---|",
@@ -114,7 +121,8 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         "# cooper demo: reward hacking and its cure",
         "",
         f"Ran in {report['seconds']:.0f} s on this machine with seeds {report['seeds']} "
-        f"({'quick smoke run' if report['quick'] else 'full run'}). Accuracies: {report['settings']['eval_samples']} samples per problem at temperature 0.7 on "
+        f"({'quick smoke run' if report['quick'] else 'full run'}). Accuracies: "
+        f"{report['settings']['eval_samples']} samples per problem at temperature 0.7 on "
         f"{report['heldout_problems']} held-out problems, by the task's exact checker, averaged over seeds.",
         "",
         *_table(
@@ -139,7 +147,7 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
                 ("pre-trained RM", report["rm_probe"]["pretrained"]),
                 ("cooper's final RM (mean over seeds)", report["rm_probe"]["cooper_final"]),
             )
-        )  # fmt: skip
+        )
         + ".",
         "",
         "![held-out accuracy](heldout_accuracy.png) ![RM reward](rm_reward.png)",
@@ -179,9 +187,13 @@ def dynamics(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float
         "pair_accuracy": "rm/pair_accuracy",
     }
     return {
-        arm: {f"{name}_{w}": _window_mean(arm_runs, key, w == "first") for name, key in keys.items() for w in ("first", "last")}
+        arm: {
+            f"{name}_{w}": _window_mean(arm_runs, key, w == "first")
+            for name, key in keys.items()
+            for w in ("first", "last")
+        }
         for arm, arm_runs in runs.items()
-    }  # fmt: skip
+    }
 
 
 def narrative(report: dict[str, Any]) -> str:
@@ -206,14 +218,15 @@ def narrative(report: dict[str, Any]) -> str:
             "the policy found completions the frozen RM scores highly but the verifier rejects — reward hacking."
             if hacked
             else "this run did not show clear reward hacking by the demo's criteria."
-        ),  # fmt: skip
+        ),
         "The mechanism: in the RM's pre-training data most solutions with a verification step "
         f'("Check: r + c = s.") are correct ({report["annotation"]["checked_correct"]} of '
         f"{report['annotation']['checked_correct'] + report['annotation']['checked_wrong']}: written solutions "
         "check their correct answers), so the RM "
         + ("learned" if shortcut else "could learn")
         + ' the shortcut "a checked solution is right" besides comparing the answer with the reference: it '
-        f"scores correct written solutions {_fmt(probe['pretrained']['correct'])}, wrong ones {_fmt(probe['pretrained']['wrong'])}, and the same wrong ones with a check step "
+        f"scores correct written solutions {_fmt(probe['pretrained']['correct'])}, "
+        f"wrong ones {_fmt(probe['pretrained']['wrong'])}, and the same wrong ones with a check step "
         f"{_fmt(probe['pretrained']['wrong_with_check'])}. The SFT policy checks "
         f"{_pct(report['sft_check_share'])} of its answers; with the frozen RM it learned to check "
         f"{_pct(s['final_check_share'])}.",
@@ -238,13 +251,28 @@ def readme_block(report: dict[str, Any], image_dir: str) -> str:
     """The README's results section, generated from ``report`` (``image_dir``: the plots, relative to it)."""
     a, d = report["arms"], report["dynamics"]
     rows = [
-        ("RM reward of rollouts, first 10 → last 10 steps", "",
-         [f"{_fmt(d[x]['rm_reward_first'])} → {_fmt(d[x]['rm_reward_last'])}" if d[x]["rm_reward_first"] is not None else "—" for x in P.ARMS]),
-        ("verified accuracy of rollouts, first 10 → last 10 steps", "",
-         [f"{_fmt(d[x]['verified_first'])} → {_fmt(d[x]['verified_last'])}" for x in P.ARMS]),
+        (
+            "RM reward of rollouts, first 10 → last 10 steps",
+            "",
+            [
+                f"{_fmt(d[x]['rm_reward_first'])} → {_fmt(d[x]['rm_reward_last'])}"
+                if d[x]["rm_reward_first"] is not None
+                else "—"
+                for x in P.ARMS
+            ],
+        ),
+        (
+            "verified accuracy of rollouts, first 10 → last 10 steps",
+            "",
+            [f"{_fmt(d[x]['verified_first'])} → {_fmt(d[x]['verified_last'])}" for x in P.ARMS],
+        ),
         ("max hacking gap", "", [_fmt(a[x]["max_hacking_gap"]) for x in P.ARMS]),
-        ("cooper: max hacking gap after the first 10% of steps", "", ["", "", _fmt(report["cooper_gap_after_warmup"])]),
-    ]  # fmt: skip
+        (
+            "cooper: max hacking gap after the first 10% of steps",
+            "",
+            ["", "", _fmt(report["cooper_gap_after_warmup"])],
+        ),
+    ]
     lines = [
         README_START,
         f"From `cooper demo` on {report.get('machine', 'this machine')}: seeds {report['seeds']}, "
@@ -390,8 +418,14 @@ def run_cli(args: argparse.Namespace) -> int:
     for col in ("arm", "initial", "final", "peak", "final RM reward", "max hacking gap"):
         table.add_column(col)
     for arm, m in report["arms"].items():
-        table.add_row(arm, f"{m['initial_accuracy']:.3f}", f"{m['final_accuracy']:.3f}", f"{m['peak_accuracy']:.3f}",
-                      _fmt(m["final_rm_reward"]), _fmt(m["max_hacking_gap"]))  # fmt: skip
+        table.add_row(
+            arm,
+            f"{m['initial_accuracy']:.3f}",
+            f"{m['final_accuracy']:.3f}",
+            f"{m['peak_accuracy']:.3f}",
+            _fmt(m["final_rm_reward"]),
+            _fmt(m["max_hacking_gap"]),
+        )
     Console().print(table)
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0

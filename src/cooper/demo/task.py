@@ -21,9 +21,28 @@ import re
 from dataclasses import dataclass
 
 NUMBER_WORDS = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
-]  # fmt: skip
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+]
 NAMES = [
     "Ann",
     "Ben",
@@ -84,8 +103,9 @@ def worked(p: Problem, first: int, second: int, final: object) -> str:
     return f"{p.a} + {p.b} = {first}. {first} - {p.c} = {second}. The answer is {final}."
 
 
-def solution(p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_share: float = 0.4,
-             check: bool = False) -> str:  # fmt: skip
+def solution(
+    p: Problem, rng: random.Random, *, word_share: float = 0.1, unit_share: float = 0.4, check: bool = False
+) -> str:
     """A correct worked solution whose final answer takes one of the surface forms; with ``check``, a
     verification step (:func:`add_check`) before the answer."""
     s, r = p.a + p.b, p.a + p.b - p.c

@@ -10,8 +10,8 @@ off, so that every attempt is made, timed and counted here:
   ``stats`` dict counting every outcome. It never raises for endpoint faults (HTTP errors, malformed JSON,
   empty content, timeouts, refused connections): the result is ``None`` after the last retry.
   :meth:`ChatClient.preflight` fails fast, with a clear :class:`EndpointError`, when the endpoint cannot be
-  reached, rejects the key or answers a 5xx (after the retries); :meth:`ChatClient.chat_many` runs many conversations concurrently from
-  synchronous code (also when the calling thread already runs an event loop).
+  reached, rejects the key or answers a 5xx (after the retries); :meth:`ChatClient.chat_many` runs many
+  conversations concurrently from synchronous code (also when the calling thread already runs an event loop).
 
 The API key is read from ``os.environ[config.key_env]`` when the client is built; it is only ever handed
 to the ``openai`` client (through a key provider) and never appears in reprs, logs, stats or files.
