@@ -23,17 +23,60 @@ from cooper.cli import main
 from cooper.data.rows import DataError
 from cooper.utils.io import read_jsonl
 from cooper.utils.tiny import TinyPaths
+from helpers_data import write_user_verifiers
 from helpers_endpoint import FakeEndpoint, Reply, chat_body, free_port, steer_model, transformers_serve
 
 ROWS = [
-    {"id": "p1", "question": "What is 1+1?", "reference": "2", "completion": "1+1=2, so \\boxed{2}.", "source": "arith"},
-    {"id": "p2", "question": "What is 3*4?", "reference": "12", "completion": "The answer is \\boxed{12}", "source": "arith"},
-    {"id": "n1", "question": "What is 2+2?", "reference": "4", "completion": "2+2=5, so \\boxed{5}.", "source": "arith"},
-    {"id": "n2", "question": "Half of 1?", "reference": "0.5", "completion": "It is \\boxed{0.4}", "source": "frac"},
-    {"id": "d1", "question": "What is 5+5?", "reference": "10", "completion": "\\boxed{10} FLIP", "source": "arith"},
-    {"id": "d2", "question": "Half of 1?", "reference": "0.5", "completion": "\\boxed{\\frac{1}{2}}", "source": "frac"},
-    {"id": "a1", "question": "What is 6+1?", "reference": "7", "completion": "GARBLE \\boxed{7}", "source": "frac"},
-]  # fmt: skip
+    {
+        "id": "p1",
+        "question": "What is 1+1?",
+        "reference": "2",
+        "completion": "1+1=2, so \\boxed{2}.",
+        "source": "arith",
+    },
+    {
+        "id": "p2",
+        "question": "What is 3*4?",
+        "reference": "12",
+        "completion": "The answer is \\boxed{12}",
+        "source": "arith",
+    },
+    {
+        "id": "n1",
+        "question": "What is 2+2?",
+        "reference": "4",
+        "completion": "2+2=5, so \\boxed{5}.",
+        "source": "arith",
+    },
+    {
+        "id": "n2",
+        "question": "Half of 1?",
+        "reference": "0.5",
+        "completion": "It is \\boxed{0.4}",
+        "source": "frac",
+    },
+    {
+        "id": "d1",
+        "question": "What is 5+5?",
+        "reference": "10",
+        "completion": "\\boxed{10} FLIP",
+        "source": "arith",
+    },
+    {
+        "id": "d2",
+        "question": "Half of 1?",
+        "reference": "0.5",
+        "completion": "\\boxed{\\frac{1}{2}}",
+        "source": "frac",
+    },
+    {
+        "id": "a1",
+        "question": "What is 6+1?",
+        "reference": "7",
+        "completion": "GARBLE \\boxed{7}",
+        "source": "frac",
+    },
+]
 # verifier: p1 p2 d1 d2 a1 correct; fake judge: string match of the last \boxed{} (so d2 differs), FLIP flips
 # its verdict, GARBLE gets an unparseable reply (abstention).
 
@@ -157,9 +200,16 @@ def test_end_to_end_agreement_filter(
     expected |= {"kept_positive": 2, "kept_negative": 2, "judge_failures": 0, "agreement_rate": 0.6667}
     assert {k: stats[k] for k in expected} == expected
     assert stats["per_source"]["frac"] == {
-        "rows": 3, "judged": 3, "agreements": 1, "disagreements": 1, "abstentions": 1, "kept_positive": 0,
-        "kept_negative": 1, "verifier_correct": 2, "judge_failures": 0,
-    }  # fmt: skip
+        "rows": 3,
+        "judged": 3,
+        "agreements": 1,
+        "disagreements": 1,
+        "abstentions": 1,
+        "kept_positive": 0,
+        "kept_negative": 1,
+        "verifier_correct": 2,
+        "judge_failures": 0,
+    }
     assert stats["endpoint"]["requests"] == 7 and stats["endpoint"]["failures"] == 0
     assert len(judge_server.chat_requests) == 7
     assert [s.method for s in judge_server.seen].count("GET") == 1  # the preflight, before any POST
@@ -226,6 +276,56 @@ def test_judge_failures_are_counted_and_retried_next_run(tmp_path: Path) -> None
         assert cli(data, out, srv.url) == 0
         assert len(srv.chat_requests) == 7 + 2 + 1
     assert "f1" in ids(out / "annotated.jsonl")
+
+
+def test_the_verifier_is_a_choice_recorded_with_the_run(
+    tmp_path: Path, judge_server: FakeEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_jsonl(tmp_path / "data.jsonl", ROWS)
+    # built in: the choice verifier finds no letter in any completion, so it says "wrong" to all of them
+    out = tmp_path / "choice"
+    assert cli(data, out, judge_server.url, "--verifier", "choice") == 0
+    kept = {r["id"]: r["label"] for r in read_jsonl(out / "annotated.jsonl")}
+    assert kept == {"n1": 0, "n2": 0, "d1": 0, "d2": 0} and sorted(ids(out / "disagreements.jsonl")) == [
+        "p1",
+        "p2",
+    ]
+    assert json.loads((out / "stats.json").read_text())["verifier"] == "choice"
+    assert json.loads((out / "run.json").read_text())["verifier"] == "choice"
+
+    # a user's verifier, given the rows' other columns: correct exactly where source is "arith"
+    spec = f"{write_user_verifiers(tmp_path)}:arith"
+    out = tmp_path / "mine"
+    assert cli(data, out, judge_server.url, "--verifier", spec) == 0
+    kept = {r["id"]: r["label"] for r in read_jsonl(out / "annotated.jsonl")}
+    assert kept == {"p1": 1, "p2": 1, "n2": 0, "d2": 0} and sorted(ids(out / "disagreements.jsonl")) == [
+        "d1",
+        "n1",
+    ]
+    assert json.loads((out / "stats.json").read_text())["verifier"] == spec
+
+    # another verifier is another run: resuming into its --out is refused before any request
+    asked = len(judge_server.seen)
+    assert cli(data, out, judge_server.url) == 2
+    assert f"verifier {spec!r}, this run with 'math'" in caplog.text and len(judge_server.seen) == asked
+    # a run.json from before the verifier was a choice records none: it was made with math
+    out = tmp_path / "math"
+    assert cli(data, out, judge_server.url) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record.pop("verifier") == "math"
+    (out / "run.json").write_text(json.dumps(record))
+    asked = len(judge_server.chat_requests)
+    assert cli(data, out, judge_server.url) == 0 and len(judge_server.chat_requests) == asked
+    assert cli(data, out, judge_server.url, "--verifier", "choice") == 2
+
+
+def test_an_unknown_verifier_is_bad_input_before_any_work(
+    tmp_path: Path, judge_server: FakeEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_jsonl(tmp_path / "data.jsonl", ROWS)
+    assert cli(data, tmp_path / "out", judge_server.url, "--verifier", "nope") == 2
+    assert "unknown verifier 'nope'" in caplog.text and judge_server.seen == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_parquet_output(tmp_path: Path, judge_server: FakeEndpoint) -> None:

@@ -25,12 +25,14 @@ from cooper.eval.engines import (
     TransformersEngine,
     encode_prompts,
     load_engine,
+    sample_id,
 )
 from cooper.eval.metrics import benchmark_metrics, majority_vote, pass_at_k, score_samples
-from cooper.eval.run import EvalError, evaluate, render_table
+from cooper.eval.run import EvalError, _check_resume, evaluate, render_table
 from cooper.utils.batching import length_sorted_batches
 from cooper.utils.models import ModelLoadError
 from cooper.utils.tiny import TinyPaths
+from helpers_data import write_user_verifiers
 
 FAST = dict(n=2, max_new_tokens=16, limit=3)
 
@@ -408,6 +410,87 @@ def test_custom_instruction_and_data_file_via_cli(
     assert sample["prompt"].endswith("?\nAnswer:<|im_end|>\n<|im_start|>assistant\n") and sample[
         "reference"
     ] in {"0", "2", "4"}
+
+
+# ------------------------------------------------------------------------------------------- verifiers
+
+
+def _fixed_completions(text: str):
+    """A stand-in for ``generate_samples`` whose every completion is ``text``."""
+
+    def generate(bench, rows, prompts, todo, engine, settings):  # type: ignore[no-untyped-def]
+        if todo:
+            yield [
+                dict(
+                    id=sample_id(bench, str(rows[i]["id"]), k), benchmark=bench, problem_id=str(rows[i]["id"])
+                )
+                | dict(sample=k, prompt="p", completion=text, reference=rows[i]["reference"])
+                | dict(completion_tokens=1, finish_reason="stop", prompt_truncated=False)
+                for i, k in todo
+            ]
+
+    return generate
+
+
+def test_the_verifier_scores_with_each_problems_row_fields(
+    engine: TransformersEngine, policy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cooper.eval import run as eval_run
+
+    monkeypatch.setattr(eval_run, "generate_samples", _fixed_completions("so \\boxed{1000}"))
+    rows = {
+        "mine": [
+            {"id": "a", "question": "q", "reference": "10^3", "answer_type": "string"},
+            {"id": "b", "question": "q", "reference": "10^3"},
+            {"id": "c", "question": "q", "reference": "10^3", "is_multiple_answer": False},
+        ]
+    }
+    kw = dict(engine=engine, n=1, max_new_tokens=4)
+
+    def accuracy(out: str, **more) -> float:  # type: ignore[no-untyped-def]
+        results = evaluate(policy_dir, rows, out_dir=tmp_path / out, **kw, **more)
+        saved = json.loads((tmp_path / out / "results.json").read_text())
+        assert saved["protocol"]["verifier"] == more.get("verifier", "math")
+        return results["benchmarks"]["mine"]["mean_accuracy"]
+
+    # math reads row a's answer_type: as a string, 1000 is not "10^3"; as maths (b, c) it is
+    assert accuracy("math") == pytest.approx(2 / 3)
+    assert accuracy("string", verifier="string") == 0.0  # the string verifier compares all three as strings
+    spec = f"{write_user_verifiers(tmp_path)}:typed"  # correct exactly where answer_type is integer or string
+    assert accuracy("mine", verifier=spec) == pytest.approx(1 / 3)
+
+    # another verifier is another run: --resume refuses to mix their samples
+    with pytest.raises(EvalError, match="verifier differs"):
+        evaluate(policy_dir, rows, out_dir=tmp_path / "math", resume=True, verifier=spec, **kw)
+    # results.json written before the verifier was a choice named the math verifier's function
+    old = {"model": "m", "protocol": {"verifier": "cooper.verify.is_correct_batch"}}
+    _check_resume(old, {"model": "m", "protocol": {"verifier": "math"}})
+    with pytest.raises(EvalError, match="verifier"):
+        _check_resume(old, {"model": "m", "protocol": {"verifier": "string"}})
+
+
+def test_eval_command_with_a_user_verifier_and_an_unknown_one(
+    policy_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "mine.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"{i} + {i}?", "reference": 2 * i, "verdict": "yes"}) + "\n"
+            for i in range(3)
+        )
+    )
+    spec = f"{write_user_verifiers(tmp_path)}:check"  # follows the data's verdict column
+    out = tmp_path / "out"
+    argv = ["eval", "--model", str(policy_dir), "--data", str(data), "--verifier", spec, "--out", str(out)]
+    assert cli.main([*argv, "--n", "2", "--max-new-tokens", "4", "--device", "cpu"]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["protocol"]["verifier"] == spec and saved["benchmarks"]["mine"]["mean_accuracy"] == 1.0
+    assert "| mine |" in capsys.readouterr().out
+
+    with caplog.at_level(logging.ERROR):
+        argv = ["eval", "--model", str(tmp_path / "no-model"), "--benchmarks", "gsm8k", "--verifier", "nope"]
+        assert cli.main(argv) == 2
+    assert "unknown verifier 'nope'" in caplog.text and "no-model" not in caplog.text
 
 
 # ------------------------------------------------------------------------------------------- bad input

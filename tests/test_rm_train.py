@@ -19,6 +19,7 @@ from cooper.rm.metrics import binary_metrics, roc_auc, score_metrics
 from cooper.rm.model import VerifyRM
 from cooper.rm.pretrain import RMTrainConfig, bce_loss, train_rm
 from cooper.utils.tiny import TinyPaths
+from helpers_data import write_user_verifiers
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -498,3 +499,35 @@ def test_eval_rm_missing_model(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         evaluate_rm(str(tmp_path / "no-model"), [str(vb)])
     assert main(["eval-rm", "--model", str(tmp_path / "no-model"), "--data", str(vb)]) == 2
     assert "no-model" in caplog.text
+
+
+def test_eval_rm_with_a_builtin_and_a_user_verifier(
+    tiny_paths: TinyPaths, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    vb, _ = eval_files(tmp_path)
+    model = str(tiny_paths.rm_dir)
+    default = evaluate_rm(model, [str(vb)])
+    assert default["verifier"] == "math" and counts(default["overall"]["rule"]) == (3, 1, 1, 3)
+    # the choice verifier finds no letter: the rule says "wrong" to every row
+    choice = evaluate_rm(model, [str(vb)], verifier="choice")
+    assert choice["verifier"] == "choice" and counts(choice["overall"]["rule"]) == (0, 0, 4, 4)
+    # a user's verifier gets each row's answer_type: "correct" exactly on the integer rows (6, 3 of them right)
+    spec = f"{write_user_verifiers(tmp_path)}:typed"
+    stem = tmp_path / "mine"
+    assert main(["eval-rm", "--model", model, "--data", str(vb), "--verifier", spec, "--out", str(stem)]) == 0
+    saved = json.loads(stem.with_suffix(".json").read_text())
+    assert saved["verifier"] == spec
+    assert counts(saved["overall"]["rule"]) == (3, 3, 1, 1)
+    assert counts(saved["by_answer_type"]["fraction"]["rule"]) == (0, 0, 1, 1)
+    assert "| overall | rule | 8 | 0.500 |" in capsys.readouterr().out
+    # the RM's columns do not depend on the verifier
+    assert saved["overall"]["rm"] == json.loads(json.dumps(default["overall"]["rm"]))
+
+
+def test_eval_rm_unknown_verifier_is_bad_input_before_the_model_loads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    vb, _ = eval_files(tmp_path)
+    argv = ["eval-rm", "--model", str(tmp_path / "no-model"), "--data", str(vb), "--verifier", "nope"]
+    assert main(argv) == 2
+    assert "unknown verifier 'nope'" in caplog.text and "no-model" not in caplog.text

@@ -4,6 +4,7 @@ verifiers for other domains (``choice``, ``string``, a user's ``module:function`
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -206,6 +207,41 @@ def test_a_failing_user_verifier_is_a_clear_error_naming_it(name, message, user_
     with pytest.raises(VerifierError, match=message) as e:
         is_correct_batch(["a"], ["a"], verifier=spec, timeout_s=1.0)
     assert spec in str(e.value)
+
+
+def _verify(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from cooper.cli import main
+
+    rc = main(["verify", *argv])
+    return rc, capsys.readouterr().out
+
+
+def test_the_verify_command_takes_an_answer_type_and_a_verifier(user_module, capsys, caplog):
+    rc, out = _verify(
+        ["-r", "B", "-c", "So the answer is (B) 12.", "--answer-type", "choice", "--json"], capsys
+    )
+    verdict = json.loads(out)
+    assert rc == 0 and verdict["correct"] is True
+    keys = {"correct", "extracted_answer", "reference_answer", "note", "answers", "references", "answer_type"}
+    assert keys | {"rule"} <= set(verdict) and verdict["answer_type"] == "choice"
+    # the answer type decides the comparison: 1000 is 10^3 as maths, not as a string
+    assert _verify(["-r", "10^3", "-c", "\\boxed{1000}"], capsys)[0] == 0
+    rc, out = _verify(["-r", "10^3", "-c", "\\boxed{1000}", "--answer-type", "string", "--json"], capsys)
+    assert rc == 1 and json.loads(out)["answer_type"] == "string"
+
+    assert _verify(["-r", "B", "-c", "Option B", "--verifier", "choice"], capsys)[0] == 0
+    spec = f"{user_module}:exact"
+    rc, out = _verify(["-r", "yes", "-c", "Yes", "--verifier", spec, "--json"], capsys)
+    assert rc == 0 and json.loads(out)["rule"] == spec
+    assert _verify(["-r", "yes", "-c", "no", "--verifier", spec], capsys)[0] == 1
+
+    assert _verify(["-r", "1", "-c", "1", "--verifier", "nope"], capsys)[0] == 2
+    assert "unknown verifier 'nope'" in caplog.text
+    assert _verify(["-r", "1", "-c", "1", "--verifier", f"{user_module}:raises"], capsys)[0] == 2
+    assert "raised RuntimeError: boom" in caplog.text
+    with pytest.raises(SystemExit) as e:
+        _verify(["-r", "1", "-c", "1", "--answer-type", "integer"], capsys)
+    assert e.value.code == 2
 
 
 @pytest.mark.parametrize("spec", ["nope", "no_such_module_xyz:f", "math:nothing", "/no/file.py:f", ""])

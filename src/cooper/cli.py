@@ -25,6 +25,17 @@ from cooper.utils.errors import BAD_INPUT_ERRORS, EXIT_BAD_INPUT
 log = logging.getLogger("cooper")
 
 Subparsers = argparse._SubParsersAction
+# The built-in verifiers and answer types (cooper.verify.registry / cooper.verify.answers, repeated here so
+# that building the parser imports no verifier code)
+VERIFIER_HELP = (
+    "the rule verifier: math (default), choice, string, or your own batch function module:function or "
+    "path/to/file.py:function, called as f(responses, references, **row_fields) -> list[bool]"
+)
+ANSWER_TYPES = ("numeric", "expression", "choice", "string")
+
+
+def _add_verifier_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verifier", default="math", metavar="SPEC", help=VERIFIER_HELP)
 
 
 def _reference_answer(value: str) -> str:
@@ -47,11 +58,15 @@ def _timeout_seconds(value: str) -> float:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from cooper.verify.pool import explain
+    from cooper.verify.registry import check_verifier
 
+    verifier = check_verifier(args.verifier)
     response = args.response
     if response == "-":
         response = sys.stdin.read()
-    result = explain(response, args.reference, timeout_s=args.timeout)
+    result = explain(
+        response, args.reference, answer_type=args.answer_type, timeout_s=args.timeout, verifier=verifier
+    )
     if args.json:
         print(json.dumps(result))
     else:
@@ -68,8 +83,9 @@ def _add_verify(sub: Subparsers) -> None:
     p = sub.add_parser(
         "verify",
         help="check one response against a reference with the rule-based verifier",
-        description="Rule-based verdict (math-verify under a hardened wrapper). Exit codes: 0 = correct, "
-        "1 = wrong, 2 = bad input (an empty --reference, a --timeout that is not a positive number).",
+        description="Rule-based verdict (math-verify under a hardened wrapper, or the --verifier named). "
+        "Exit codes: 0 = correct, 1 = wrong, 2 = bad input (an empty --reference, a --timeout that is not a "
+        "positive number, an unknown or failing --verifier).",
     )
     p.add_argument(
         "--reference",
@@ -82,7 +98,17 @@ def _add_verify(sub: Subparsers) -> None:
     p.add_argument(
         "--timeout", type=_timeout_seconds, default=5.0, help="seconds (> 0) before the verdict is False"
     )
-    p.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    p.add_argument(
+        "--answer-type",
+        choices=ANSWER_TYPES,
+        help="how to compare (default: inferred from the reference; the choice and string verifiers fix it)",
+    )
+    _add_verifier_arg(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the verdict as one JSON object (correct, answers, references, answer_type, rule, ...)",
+    )
     p.set_defaults(func=_cmd_verify)
 
 
@@ -173,6 +199,7 @@ def _add_eval_rm(sub: Subparsers) -> None:
         "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
     )
     p.add_argument("--trust-remote-code", action="store_true")
+    _add_verifier_arg(p)
 
 
 def _add_train(sub: Subparsers) -> None:
@@ -182,7 +209,8 @@ def _add_train(sub: Subparsers) -> None:
         "cooper.rl.train:run_cli",
         help="GRPO on TRL with a rule, static-RM or Cooper (co-trained RM) reward",
         description="Train a policy with TRL's GRPOTrainer. CONFIG is YAML (see configs/); override any key "
-        "with --section.key value, e.g. --reward.mode static_rm --grpo.max_steps 20.",
+        "with --section.key value, e.g. --reward.mode static_rm --grpo.max_steps 20. The rule verifier is "
+        "reward.verifier: math (default), choice, string or your own module:function / file.py:function.",
     )
     p.add_argument("config", help="YAML config file")
     p.add_argument(
@@ -244,6 +272,7 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("--dtype", choices=DTYPES, default="auto", help="auto: bf16/fp16 on GPU, fp32 on CPU")
     p.add_argument("--trust-remote-code", action="store_true", help="run model code from the model dir")
     p.add_argument("--name", help="model name in the table (default: the directory name)")
+    _add_verifier_arg(p)
 
 
 def _add_annotate(sub: Subparsers) -> None:
@@ -278,6 +307,7 @@ def _add_annotate(sub: Subparsers) -> None:
     )
     p.add_argument("--retry-abstentions", action="store_true", help="ask the judge again where it abstained")
     p.add_argument("--verifier-timeout", type=float, default=5.0, help="seconds per rule-verifier verdict")
+    _add_verifier_arg(p)
     add_endpoint_args(p, "judge", "judge endpoint (OpenAI-compatible)")
     g = p.add_argument_group("generation (rows without completions)")
     g.add_argument(

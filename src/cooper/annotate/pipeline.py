@@ -16,7 +16,12 @@ Files written to the output directory (all append-only and keyed by row id, so a
 * ``generated.jsonl`` — completions sampled with ``--generator`` (ids ``{row_id}-s{k}``), reused on resume;
 * ``stats.json`` — written atomically (see :func:`annotate` for the keys);
 * ``run.json`` — what made these results (:func:`run_record`: input paths and sha256, column renames, judge
-  model, generator settings), written first; ``cooper annotate`` refuses to resume from another input.
+  model, verifier, generator settings), written first; ``cooper annotate`` refuses to resume from another
+  input or with another verifier.
+
+The rule verifier is ``math`` unless ``verifier`` names another (``choice``, ``string``, a user's
+``module:function``); it gets each row's other columns (``answer_type``, ``is_multiple_answer``, ...) as row
+fields.
 """
 
 from __future__ import annotations
@@ -166,6 +171,7 @@ def annotate(
     verifier_timeout_s: float = 5.0,
     output_format: str = "jsonl",
     extra_stats: dict[str, Any] | None = None,
+    verifier: str = "math",
 ) -> dict[str, Any]:
     """Judge each ``{id, question, reference, completion[, source]}`` row twice and keep the agreements.
 
@@ -177,10 +183,14 @@ def annotate(
     ``rows_in, judged, agreements, disagreements, abstentions, agreement_rate`` (agreements / (agreements +
     disagreements)), ``kept_positive, kept_negative, verifier_correct, judge_failures`` (this run: rows
     left unjudged by endpoint errors), ``judged_this_run, skipped_already_judged, per_source``,
-    ``endpoint`` (the client's stats) and ``elapsed_s``, plus ``extra_stats``.
+    ``endpoint`` (the client's stats), ``verifier`` and ``elapsed_s``, plus ``extra_stats``. ``verifier``
+    names the rule verifier (checked before any row is judged: a VerifierError if unusable).
     """
+    from cooper.verify.registry import check_verifier
+
     if output_format not in ("jsonl", "parquet"):
         raise ValueError(f"output_format must be 'jsonl' or 'parquet', got {output_format!r}")
+    verifier = check_verifier(verifier)
     start = time.perf_counter()
     rows = check_rows(rows, ROW_FIELDS)
     judge_fn = as_judge(judge)
@@ -199,7 +209,7 @@ def annotate(
         retry = {i for i, o in outcomes.items() if o["outcome"] == "abstain"} if retry_abstentions else set()
         pending = [r for r in rows if r["id"] not in outcomes or r["id"] in retry]
         logger.info("%d rows to judge (%d already judged)", len(pending), len(rows) - len(pending))
-        verifier = _verify(pending, verifier_timeout_s)
+        verdicts = _verify(pending, verifier_timeout_s, verifier)
         failures: Counter[str] = Counter()
 
         def record(row: Row, correct: bool, verdict: Verdict, raw: str | None) -> None:
@@ -222,7 +232,7 @@ def annotate(
 
         async def work() -> None:
             queue: asyncio.Queue[tuple[Row, bool]] = asyncio.Queue()
-            for item in zip(pending, verifier, strict=True):
+            for item in zip(pending, verdicts, strict=True):
                 queue.put_nowait(item)
 
             async def worker() -> None:
@@ -245,6 +255,7 @@ def annotate(
             run_sync(work)
     stats = summarise(rows, outcomes, failures, len(pending))
     stats["endpoint"] = dict(client.stats) if client else None
+    stats["verifier"] = verifier
     stats["elapsed_s"] = round(time.perf_counter() - start, 3)
     stats.update(extra_stats or {})
     if output_format == "parquet":
@@ -272,14 +283,23 @@ def _recover_outcomes(
     return outcomes
 
 
-def _verify(rows: list[Row], timeout_s: float) -> list[bool]:
+# The columns the verifier is given as responses and references, or that are no row's property
+_NOT_FIELDS = ("id", "question", "reference", "completion")
+
+
+def _verify(rows: list[Row], timeout_s: float, verifier: str = "math") -> list[bool]:
     if not rows:
         return []
     from cooper.verify.pool import is_correct_batch
+    from cooper.verify.registry import row_fields
 
     start = time.perf_counter()
     verdicts = is_correct_batch(
-        [r["completion"] for r in rows], [r["reference"] for r in rows], timeout_s=timeout_s
+        [r["completion"] for r in rows],
+        [r["reference"] for r in rows],
+        timeout_s=timeout_s,
+        verifier=verifier,
+        **row_fields(verifier, rows, exclude=_NOT_FIELDS),
     )
     logger.info(
         "rule verifier: %d/%d correct in %.2f s", sum(verdicts), len(rows), time.perf_counter() - start
@@ -316,11 +336,19 @@ def run_record(
     columns: dict[str, str],
     judge_model: str,
     generator: dict[str, Any] | None = None,
+    verifier: str = "math",
 ) -> dict[str, Any]:
     """What makes an annotation run's results (saved as ``OUT/run.json``): the input files (resolved path
-    and sha256 of the content), the column renames, the judge model and the generator settings."""
+    and sha256 of the content), the column renames, the judge model, the rule verifier and the generator
+    settings."""
     files = [{"path": str(Path(f).resolve()), "sha256": _sha256(Path(f))} for f in data]
-    return {"data": files, "columns": columns, "judge_model": judge_model, "generator": generator}
+    return {
+        "data": files,
+        "columns": columns,
+        "judge_model": judge_model,
+        "verifier": verifier,
+        "generator": generator,
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -375,9 +403,11 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     if files(old) != files(new):  # the same files elsewhere are the same rows (ids come from file names)
         out.append(f"it was made from {named(old)}, this run reads {named(new)}")
+    old = {"verifier": "math", **old}  # a record made before the verifier was a choice: the default
     for key, what in (
         ("columns", "column renames"),
         ("judge_model", "judge model"),
+        ("verifier", "verifier"),
         ("generator", "generator"),
     ):
         if old.get(key) != new.get(key):
@@ -406,6 +436,9 @@ def run_cli(args: argparse.Namespace) -> int:
     retry them) or a judge that gave no verdict at all (fix the judge, rerun with ``--retry-abstentions``).
     Bad input, an unusable endpoint or an ``--out`` holding another run's results raise (all checked before
     anything is written or asked): :func:`cooper.cli.main` exits 2."""
+    from cooper.verify.registry import check_verifier
+
+    verifier = check_verifier(args.verifier)  # before any file is read or endpoint asked
     out = check_output_dir(args.out, "--out")
     columns = parse_columns(args.column)
     rows, skipped = load_input_rows(
@@ -413,7 +446,9 @@ def run_cli(args: argparse.Namespace) -> int:
     )
     config = endpoint_config_from_args(args, "judge")
     generator = _generator_settings(args) if args.generator is not None else None
-    record = run_record(args.data, columns=columns, judge_model=config.model, generator=generator)
+    record = run_record(
+        args.data, columns=columns, judge_model=config.model, generator=generator, verifier=verifier
+    )
     check_run_record(out, record)
     client = ChatClient(config)
     client.preflight()
@@ -445,6 +480,7 @@ def run_cli(args: argparse.Namespace) -> int:
         verifier_timeout_s=args.verifier_timeout,
         output_format=args.format,
         extra_stats=extra,
+        verifier=verifier,
     )
     print_stats(stats)
     code = 0

@@ -198,10 +198,8 @@ def load_rows(
     ``"{file stem}-{index}"`` (0-based within its file); ``source`` defaults to the row's own
     ``source`` or else the file stem.
     """
-    if isinstance(path_or_paths, str | os.PathLike):
-        paths = [Path(path_or_paths)]
-    else:
-        paths = [Path(p) for p in path_or_paths]
+    one = isinstance(path_or_paths, str | os.PathLike)
+    paths = [Path(path_or_paths)] if one else [Path(p) for p in path_or_paths]
     if not paths:
         raise DataError("load_rows: no data files given")
     rename = dict(columns or {})

@@ -84,31 +84,53 @@ def majority_vote(
 
 
 def answer_equivalence(
-    pairs: Sequence[tuple[str, str]], *, timeout_s: float = 5.0
+    pairs: Sequence[tuple[str, str]], *, timeout_s: float = 5.0, verifier: str = "math"
 ) -> dict[tuple[str, str], bool]:
-    """Verifier equivalence of answer pairs, in one batch: ``\\boxed{a}`` judged against reference ``b``."""
+    """Verifier equivalence of answer pairs, in one batch: ``\\boxed{a}`` judged against reference ``b``.
+
+    ``verifier``: a built-in one (``math``, ``choice``, ``string``) compares them; a user's verifier judges
+    responses, not extracted answers, so its answers are grouped by ``math``."""
     from cooper.verify.pool import is_correct_batch
+    from cooper.verify.registry import BUILTIN_VERIFIERS
 
     pairs = list(dict.fromkeys(pairs))
     if not pairs:
         return {}
     verdicts = is_correct_batch(
-        [f"\\boxed{{{a}}}" for a, _ in pairs], [b for _, b in pairs], timeout_s=timeout_s
+        [f"\\boxed{{{a}}}" for a, _ in pairs],
+        [b for _, b in pairs],
+        timeout_s=timeout_s,
+        verifier=verifier if verifier in BUILTIN_VERIFIERS else "math",
     )
     return dict(zip(pairs, verdicts, strict=True))
 
 
-def score_samples(samples: list[Row], *, timeout_s: float = 5.0) -> list[Row]:
+def score_samples(
+    samples: list[Row],
+    *,
+    timeout_s: float = 5.0,
+    verifier: str = "math",
+    fields: Sequence[Row] | None = None,
+) -> list[Row]:
     """Fill ``extracted_answer`` and ``correct`` of sample rows from their ``completion`` and ``reference``.
 
-    The verdict is :func:`cooper.verify.is_correct_batch`; the extracted answer is the one the verifier
-    compares (last answer marker, normalised). Works on any completions, generated or given.
+    The verdict is :func:`cooper.verify.is_correct_batch` with ``verifier`` and each sample's row ``fields``
+    (its problem's ``answer_type``, ``is_multiple_answer``, ...; a dict per sample); the extracted answer is
+    the one the math verifier compares (last answer marker, normalised). Works on any completions, generated
+    or given.
     """
     from cooper.verify.pool import is_correct_batch
+    from cooper.verify.registry import row_fields
     from cooper.verify.rule import extract_answer, is_plain_number, normalize_answer
 
+    if fields is not None and len(fields) != len(samples):
+        raise ValueError(f"{len(samples)} samples but {len(fields)} rows of fields")
     verdicts = is_correct_batch(
-        [s["completion"] for s in samples], [s["reference"] for s in samples], timeout_s=timeout_s
+        [s["completion"] for s in samples],
+        [s["reference"] for s in samples],
+        timeout_s=timeout_s,
+        verifier=verifier,
+        **row_fields(verifier, fields or []),
     )
     for sample, correct in zip(samples, verdicts, strict=True):
         raw = extract_answer(sample["completion"], last_number=is_plain_number(sample["reference"]))
@@ -118,12 +140,13 @@ def score_samples(samples: list[Row], *, timeout_s: float = 5.0) -> list[Row]:
 
 
 def benchmark_metrics(
-    samples: Sequence[Row], *, equivalence: bool = True, timeout_s: float = 5.0
+    samples: Sequence[Row], *, equivalence: bool = True, timeout_s: float = 5.0, verifier: str = "math"
 ) -> dict[str, Any]:
     """Accuracy, pass@1, pass@n and majority-vote accuracy (all in [0, 1]) over scored sample rows.
 
     ``mean_accuracy`` is over all samples (the paper's metric); pass@k and majority vote are per problem,
-    then averaged; ``n`` is the smallest number of samples any problem has.
+    then averaged; ``n`` is the smallest number of samples any problem has. Majority voting groups answers
+    that ``verifier`` says are equal (see :func:`answer_equivalence`).
     """
     by_problem: dict[str, list[Row]] = {}
     for s in samples:
@@ -139,7 +162,7 @@ def benchmark_metrics(
         for group in by_problem.values():
             cands = vote_candidates([s["extracted_answer"] for s in group])
             pairs += [(a, b) for i, a in enumerate(cands) for b in cands[i + 1 :]]
-        table = answer_equivalence(pairs, timeout_s=timeout_s)
+        table = answer_equivalence(pairs, timeout_s=timeout_s, verifier=verifier)
 
         def same(a: str, b: str) -> bool:
             return table.get((a, b), False)

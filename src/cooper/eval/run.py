@@ -49,10 +49,14 @@ logger = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 # Settings that must match for --resume to reuse samples (n may grow; new samples are added).
-RESUME_KEYS = ("model", "temperature", "top_p", "max_new_tokens", "prompt")
+RESUME_KEYS = ("model", "temperature", "top_p", "max_new_tokens", "prompt", "verifier")
+# The protocol's verifier before it was a choice (always the math verifier)
+_OLD_VERIFIER = "cooper.verify.is_correct_batch"
 SUMMARY_KEYS = ("mean_accuracy", "pass@1", "pass@n", "majority_vote_accuracy")
 # What each problem needs (cooper.data.rows.check_rows); ids may be numbers, they are used as str(id)
 ROW_FIELDS = {"id": "any", "question": "text", "reference": "text"}
+# A problem's columns that are not row fields for the verifier (the reference is passed as such)
+_NOT_FIELDS = ("id", "question", "reference", "solution")
 
 
 class EvalError(BadInput, ValueError):
@@ -147,7 +151,10 @@ def _check_resume(previous: Mapping[str, Any], current: Mapping[str, Any]) -> No
 
     def settings(r: Mapping[str, Any]) -> dict[str, Any]:
         prompt = {k: r.get("prompt", {}).get(k) for k in ("instruction", "system", "user_template")}
-        return {"model": r.get("model"), **r.get("protocol", {}), "prompt": prompt}
+        protocol = dict(r.get("protocol", {}))
+        if protocol.get("verifier", _OLD_VERIFIER) == _OLD_VERIFIER:  # made before the verifier was a choice
+            protocol["verifier"] = "math"
+        return {"model": r.get("model"), **protocol, "prompt": prompt}
 
     old, new = settings(previous), settings(current)
     for key in RESUME_KEYS:
@@ -169,9 +176,15 @@ def _run_benchmark(
     previous: Mapping[str, Row],
     sink: Callable[[Row], None],
     timeout_s: float,
+    verifier: str = "math",
 ) -> dict[str, Any]:
     """Generate the missing samples of one benchmark, score and store them; metrics over all samples."""
+    from cooper.verify.registry import row_fields
+
     start = time.perf_counter()
+    # each problem's row fields for the verifier (answer_type, is_multiple_answer, ... where the rows have them)
+    columns = row_fields(verifier, rows, exclude=_NOT_FIELDS)
+    fields_of = {str(r["id"]): {k: v[i] for k, v in columns.items()} for i, r in enumerate(rows)}
     prompts = encode_prompts(engine.tokenizer, [r["question"] for r in rows], template, max_prompt_tokens)
     n_truncated = sum(p.truncated for p in prompts)
     if n_truncated:
@@ -198,13 +211,14 @@ def _run_benchmark(
         if batch is None:
             break
         new_tokens += sum(s["completion_tokens"] for s in batch)
-        for sample in score_samples(batch, timeout_s=timeout_s):
+        fields = [fields_of[s["problem_id"]] for s in batch]
+        for sample in score_samples(batch, timeout_s=timeout_s, verifier=verifier, fields=fields):
             sink(sample)
             samples.append(sample)
         if time.perf_counter() - last_log > 15:
             last_log, rate = time.perf_counter(), new_tokens / gen_seconds
             logger.info("%s: %d/%d samples, %.0f tokens/s", bench, len(samples), len(rows) * settings.n, rate)
-    metrics = benchmark_metrics(samples, timeout_s=timeout_s)
+    metrics = benchmark_metrics(samples, timeout_s=timeout_s, verifier=verifier)
     metrics.update(
         truncated_prompts=n_truncated,
         samples_generated=len(todo),
@@ -242,6 +256,7 @@ def evaluate(
     name: str | None = None,
     data_dir: str | Path | None = None,
     verify_timeout_s: float = 5.0,
+    verifier: str = "math",
 ) -> dict[str, Any]:
     """Evaluate the policy in ``model_path`` and return the results dict (also written to ``out_dir``).
 
@@ -251,9 +266,12 @@ def evaluate(
     :mod:`cooper.eval.engines`). ``limit`` takes the first rows of each benchmark. With ``out_dir`` and
     ``resume``, samples already in ``samples.jsonl`` are reused. ``max_new_tokens=None``: 2048, capped at
     half the model's context (:func:`~cooper.eval.engines.default_max_new_tokens`); the value used is logged
-    and recorded in the protocol. Bad input raises :class:`EvalError` or
-    :class:`~cooper.utils.models.ModelLoadError` before any generation (an unusable ``out_dir`` before the
-    model is loaded).
+    and recorded in the protocol. ``verifier``: the rule verifier that scores the samples (``math``,
+    ``choice``, ``string`` or a user's ``module:function``), given each problem's other columns
+    (``answer_type``, ``is_multiple_answer``, ...) as row fields; recorded in the protocol, and a resume with
+    another one is refused. Bad input raises :class:`EvalError`,
+    :class:`~cooper.verify.VerifierError` or :class:`~cooper.utils.models.ModelLoadError` before any
+    generation (an unusable ``out_dir`` or verifier before the model is loaded).
     """
     from cooper._version import __version__
     from cooper.utils.io import (
@@ -263,7 +281,9 @@ def evaluate(
         check_output_dir,
         read_jsonl,
     )
+    from cooper.verify.registry import check_verifier
 
+    verifier = check_verifier(verifier)
     try:
         given = DEFAULT_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
         settings = SamplingSettings(n, temperature, top_p, given, seed)
@@ -312,7 +332,7 @@ def evaluate(
         "dtype": engine.dtype,
         "seed": seed,
         "protocol": dict(n=n, temperature=temperature, top_p=top_p, top_k=None, max_new_tokens=max_new_tokens)
-        | dict(max_prompt_tokens=max_prompt, verifier="cooper.verify.is_correct_batch", metric=METRIC),
+        | dict(max_prompt_tokens=max_prompt, verifier=verifier, metric=METRIC),
         "prompt": template.describe(engine.tokenizer),
         "benchmarks": {},
         "average": {},
@@ -339,7 +359,16 @@ def evaluate(
     try:
         for bench, rows in suites.items():
             results["benchmarks"][bench] = _run_benchmark(
-                bench, rows, engine, settings, template, max_prompt, previous, sink, verify_timeout_s
+                bench,
+                rows,
+                engine,
+                settings,
+                template,
+                max_prompt,
+                previous,
+                sink,
+                verify_timeout_s,
+                verifier=verifier,
             )
             if out is not None:
                 atomic_write_json(out / "results.json", results)
@@ -375,7 +404,7 @@ def _parse_columns(items: Sequence[str] | None) -> dict[str, str]:
 def run_cli(args: argparse.Namespace) -> int:
     """``cooper eval``: print the table (bad input raises; :func:`cooper.cli.main` exits 2)."""
     same_names = ("n", "temperature", "top_p", "max_new_tokens", "seed", "limit", "batch_size", "resume")
-    same_names += ("instruction", "engine", "trust_remote_code", "device", "dtype", "name")
+    same_names += ("instruction", "engine", "trust_remote_code", "device", "dtype", "name", "verifier")
     kwargs = {key: getattr(args, key) for key in same_names}
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks else None
     results = evaluate(

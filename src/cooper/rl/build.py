@@ -23,13 +23,14 @@ from cooper.rm.model import VerifyRM, check_rm_dir
 from cooper.utils.device import bf16_supported, local_device, trainer_precision
 from cooper.utils.dist import all_gather, rank_and_world
 from cooper.utils.models import check_model_dir
+from cooper.verify.registry import check_verifier
 
 log = logging.getLogger(__name__)
 
 
 # -- data -------------------------------------------------------------------------------------------
 def load_prompts(cfg: TrainConfig) -> list[dict[str, Any]]:
-    """Rows ``{id, question, reference}``; a row without a reference is an error before training."""
+    """Rows ``{id, question, reference, ...}``; a row without a reference is an error before training."""
 
     d = cfg.data
     if d.benchmark:
@@ -44,7 +45,34 @@ def load_prompts(cfg: TrainConfig) -> list[dict[str, Any]]:
     return rows
 
 
+# Columns of the dataset cooper makes itself, and ``source``, which cooper fills with the file's name
+_OWN_COLUMNS = ("prompt", "question", "reference", "id", "source")
+
+
+def extra_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows' other columns that the dataset carries to the reward (TRL passes each to it, and the reward
+    to the verifier as row fields: ``answer_type``, ``is_multiple_answer``, a user's own). A column must be
+    in every row with values of one type (None allowed): an Arrow column has one type; others are left out,
+    with a warning."""
+    names = [k for k in rows[0] if k not in _OWN_COLUMNS and all(k in r for r in rows)]
+    missing = sorted({k for r in rows for k in r if k not in _OWN_COLUMNS} - set(names))
+    if missing:
+        log.warning("data columns %s are not in every row: not passed to the verifier", missing)
+    keep = []
+    for name in names:
+        types = {type(r[name]).__name__ for r in rows if r[name] is not None}
+        if len(types) > 1:
+            log.warning(
+                "data column %r mixes types (%s): not passed to the verifier", name, ", ".join(sorted(types))
+            )
+        else:
+            keep.append(name)
+    return keep
+
+
 def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
+    """The training dataset: ``prompt`` (the chat messages), ``question``, ``reference``, ``id``, and the
+    columns of :func:`extra_columns`."""
 
     def prompt(q: str) -> list[dict[str, str]]:
         return prompt_messages(q, instruction)
@@ -55,16 +83,19 @@ def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
             "question": [r["question"] for r in rows],
             "reference": [r["reference"] for r in rows],
             "id": [str(r["id"]) for r in rows],
+            **{name: [r[name] for r in rows] for name in extra_columns(rows)},
         }
     )
 
 
 # -- models ---------------------------------------------------------------------------------------
 def check_models(cfg: TrainConfig) -> None:
-    """Check the policy and RM directories the config names (not the offline "tiny" ones) before anything is
-    loaded or written: a missing or weightless directory, or an RM that is not a trained one-logit
-    classifier, is an error that says what to do."""
+    """Check the verifier and the policy and RM directories the config names (not the offline "tiny" ones)
+    before anything is loaded or written: an unknown or unimportable ``reward.verifier`` (a VerifierError), a
+    missing or weightless directory, or an RM that is not a trained one-logit classifier, is an error that
+    says what to do."""
 
+    check_verifier(cfg.reward.verifier)
     if cfg.policy != "tiny":
         check_model_dir(cfg.policy, "policy")
     rm = rm_to_load(cfg)
@@ -146,6 +177,7 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
         rm_batch_size=cfg.reward.rm_batch_size,
         verifier_timeout_s=cfg.reward.verifier_timeout_s,
         seed=cfg.seed,
+        verifier=cfg.reward.verifier,
     )
 
 

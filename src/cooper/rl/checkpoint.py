@@ -131,18 +131,49 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 # Settings that define a run: resuming a checkpoint made with other values would continue a different run.
 # (``max_steps``/``num_train_epochs``, checkpoint and logging cadence, the monitor and endpoints may change.)
 RUN_DEFINING = (
-    "policy", "seed", "data", "reward.mode", "reward.rm", "reward.rm_max_length", "cooper.positive",
-    "cooper.negatives", "cooper.negatives_from", "cooper.rm_update",
-)  # fmt: skip
+    "policy",
+    "seed",
+    "data",
+    "reward.mode",
+    "reward.rm",
+    "reward.rm_max_length",
+    "reward.verifier",
+    "cooper.positive",
+    "cooper.negatives",
+    "cooper.negatives_from",
+    "cooper.rm_update",
+)
 # The grpo keys that change the data order, the batch or the loss; compared by their effective values
 # (an unset key is TRL's default).
 RUN_DEFINING_GRPO = (
-    "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations", "steps_per_generation",
-    "generation_batch_size", "num_iterations", "shuffle_dataset", "data_seed", "beta", "loss_type",
-    "epsilon", "epsilon_high", "delta", "scale_rewards", "importance_sampling_level", "max_completion_length",
-    "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "mask_truncated_completions",
-    "learning_rate", "lr_scheduler_type", "weight_decay", "max_grad_norm", "optim",
-)  # fmt: skip
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_generations",
+    "steps_per_generation",
+    "generation_batch_size",
+    "num_iterations",
+    "shuffle_dataset",
+    "data_seed",
+    "beta",
+    "loss_type",
+    "epsilon",
+    "epsilon_high",
+    "delta",
+    "scale_rewards",
+    "importance_sampling_level",
+    "max_completion_length",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "mask_truncated_completions",
+    "learning_rate",
+    "lr_scheduler_type",
+    "weight_decay",
+    "max_grad_norm",
+    "optim",
+)
 RUN_IDENTITY_FILE = "run.json"
 # What a run writes into its output_dir (``--overwrite`` deletes these and nothing else).
 RUN_OUTPUTS = ("metrics.jsonl", "summary.json", "config.json", "policy", "reward_model", "plots", "tiny-base")
@@ -180,6 +211,8 @@ def check_resumable(ckpt: Path, identity: dict[str, Any]) -> None:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ValueError(f"--resume: unreadable {path} ({e})") from None
+    if isinstance(saved, dict):
+        saved.setdefault("reward.verifier", "math")  # made before the verifier was a choice: the default
     diff = identity_differences(saved, identity)
     if diff:
         shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")

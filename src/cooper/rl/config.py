@@ -58,6 +58,9 @@ class RewardConfig:
     rm_max_length: int = 1024
     rm_batch_size: int = 16
     verifier_timeout_s: float = 5.0
+    # the rule verifier: math | choice | string | module:function | path/to/file.py:function (a user's batch
+    # function, given the data's other columns as row fields; checked before any model is loaded)
+    verifier: str = "math"
 
     def __post_init__(self) -> None:
         if self.mode not in ("rule", "static_rm", "cooper"):
@@ -67,6 +70,8 @@ class RewardConfig:
         for name in ("rm_max_length", "rm_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"reward.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.verifier.strip():
+            raise ValueError("reward.verifier must name a verifier: math, choice, string or module:function")
         if not (math.isfinite(self.verifier_timeout_s) and self.verifier_timeout_s > 0):
             raise ValueError(
                 f"reward.verifier_timeout_s must be a positive number, got {self.verifier_timeout_s}"
@@ -350,7 +355,8 @@ def parse_overrides(args: list[str]) -> list[tuple[str, Any]]:
 
 
 def _resolve_input_paths(tree: dict[str, Any], base: Path) -> None:
-    """Relative input paths of a config file (see ``_INPUT_PATHS``) made absolute against ``base``."""
+    """Relative input paths of a config file (see ``_INPUT_PATHS``, and a ``reward.verifier`` file) made
+    absolute against ``base``."""
 
     def resolve(value: Any) -> Any:
         if not isinstance(value, str) or not value or value in _NOT_PATHS:
@@ -358,6 +364,11 @@ def _resolve_input_paths(tree: dict[str, Any], base: Path) -> None:
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else (base / path).resolve())
 
+    reward = tree.get("reward")
+    if isinstance(reward, dict) and isinstance(reward.get("verifier"), str):
+        module, sep, func = reward["verifier"].strip().rpartition(":")
+        if sep and (module.endswith(".py") or "/" in module):
+            reward["verifier"] = f"{resolve(module)}:{func}"
     for keys in _INPUT_PATHS:
         node: Any = tree
         for k in keys[:-1]:
@@ -373,10 +384,11 @@ def load_config(
 ) -> TrainConfig:
     """The config from YAML ``path`` (or only ``base``), with dotted ``overrides`` applied, validated.
 
-    Relative input paths in the file (``policy``, ``reward.rm``, ``data.files``, ``data.data_dir``) are read
-    against the file's folder; ``output_dir`` and paths given as overrides are relative to the current
-    directory. Every value is converted to its field's type; mistakes raise :class:`ConfigError` naming the
-    file (or the override) and the key."""
+    Relative input paths in the file (``policy``, ``reward.rm``, ``data.files``, ``data.data_dir`` and the
+    file of a ``reward.verifier`` written ``path/to/file.py:function``) are read against the file's folder;
+    ``output_dir`` and paths given as overrides are relative to the current directory. Every value is
+    converted to its field's type; mistakes raise :class:`ConfigError` naming the file (or the override) and
+    the key."""
     tree: dict[str, Any] = dict(base)
     source = "config"
     if path is not None:

@@ -4,6 +4,8 @@ A source is a plain callable in :data:`NEGATIVE_SOURCES`: ``source(requests, rng
 (one candidate, or None, per request). :func:`make_negatives` tries the configured sources in order; a
 candidate is kept only if it states a final answer and the rule verifier says that answer matches neither
 the reference nor the positive's answer (so a "negative" that is actually correct is rejected and counted).
+With another verifier than ``math`` (``choice``, ``string``, a user's), a candidate is kept if that verifier
+judges it wrong against the reference (see :func:`_valid_negatives`).
 
 * ``perturb`` (built in, no LLM): the final answer, and the equation that produced it, rewritten to a wrong
   value in the same surface format (integer, decimal with the same places, fraction).
@@ -25,6 +27,7 @@ from fractions import Fraction
 from typing import Any
 
 from cooper.verify.pool import is_correct_batch
+from cooper.verify.registry import DEFAULT_VERIFIER
 from cooper.verify.rule import extract_answer
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ class NegativeRequest:
     positive: str
     # the other rollouts of the positive's group: (text, verified correct, RM score or None)
     group: list[tuple[str, bool, float | None]] = field(default_factory=list)
+    # the prompt's other data columns, for the verifier (answer_type, is_multiple_answer, a user's own)
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 NegativeSource = Callable[[Sequence[NegativeRequest], random.Random], list[str | None]]
@@ -150,8 +155,11 @@ def make_negatives(
     order: Sequence[str],
     sources: dict[str, NegativeSource],
     rng: random.Random,
+    *,
+    verifier: str = DEFAULT_VERIFIER,
 ) -> tuple[list[tuple[str, str] | None], Counter[str]]:
     """For each request, ``(negative, source name)`` from the first source whose candidate is valid, or None.
+    ``verifier`` judges whether a candidate is wrong (the run's verifier, see :func:`_valid_negatives`).
 
     Counts ``negatives/<source>`` (accepted), ``negatives/<source>_rejected`` (candidate judged correct or
     answerless), ``negatives/<source>_empty`` (no candidate) and ``negatives/none`` (no source succeeded).
@@ -166,7 +174,7 @@ def make_negatives(
         if not todo:
             break
         candidates = sources[name]([requests[i] for i in todo], rng)
-        valid = _valid_negatives([requests[i] for i in todo], candidates)
+        valid = _valid_negatives([requests[i] for i in todo], candidates, verifier)
         still: list[int] = []
         for i, cand, ok in zip(todo, candidates, valid, strict=True):
             if cand is None:
@@ -183,17 +191,36 @@ def make_negatives(
     return result, counts
 
 
-def _valid_negatives(requests: Sequence[NegativeRequest], candidates: list[str | None]) -> list[bool]:
-    """True where the candidate states an answer that matches neither the reference nor the positive's."""
-    idx = [i for i, c in enumerate(candidates) if c is not None and extract_answer(c) is not None]
+def _valid_negatives(
+    requests: Sequence[NegativeRequest], candidates: list[str | None], verifier: str = DEFAULT_VERIFIER
+) -> list[bool]:
+    """True where the candidate is wrong: judged by ``verifier`` against the reference, with the requests'
+    row fields.
+
+    With ``math`` it must also state a final answer that matches neither the reference nor the positive's
+    answer (math-verify's equivalence is not transitive across answer formats, so both are checked). With
+    another verifier that second check is skipped: it needs the math answer extractor, which need not read
+    a ``choice``, ``string`` or user-verified answer, and the positive was judged correct by the same
+    verifier, so a candidate it judges wrong against the reference does not repeat the positive's answer."""
     ok = [False] * len(candidates)
+    math = verifier == DEFAULT_VERIFIER
+    idx = [
+        i for i, c in enumerate(candidates) if c is not None and (not math or extract_answer(c) is not None)
+    ]
     if not idx:
         return ok
     cands = [c for c in (candidates[i] for i in idx) if c is not None]
     refs = [requests[i].reference for i in idx]
+    names = list(dict.fromkeys(k for i in idx for k in requests[i].fields))
+    fields: dict[str, Any] = {k: [requests[i].fields.get(k) for i in idx] for k in names}
+    matches_ref = is_correct_batch(cands, refs, verifier=verifier, **fields)
+    if not math:
+        for i, a in zip(idx, matches_ref, strict=True):
+            ok[i] = not a
+        return ok
     pos_answers = [extract_answer(requests[i].positive) or requests[i].reference for i in idx]
-    matches_ref = is_correct_batch(cands, refs)
-    matches_pos = is_correct_batch(cands, pos_answers)
+    # the positive's answer is one extracted answer, not the reference's set: only its type applies
+    matches_pos = is_correct_batch(cands, pos_answers, answer_type=fields.get("answer_type"))
     for i, a, b in zip(idx, matches_ref, matches_pos, strict=True):
         ok[i] = not a and not b
     return ok

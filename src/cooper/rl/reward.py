@@ -1,11 +1,12 @@
 """The three reward modes as one TRL reward callable, with the reward-hacking monitor.
 
 ``RewardFunction(mode=...)`` is passed to ``trl.GRPOTrainer(reward_funcs=[...])``. TRL calls it on each
-process with that process's completions and the dataset columns (``question``, ``reference``, ``id``).
+process with that process's completions and the dataset columns (``question``, ``reference``, ``id`` and
+any others, which reach the verifier as its row fields).
 Each call is one step of the algorithm box:
 
 1. score   the completions with the RM as it is now (the previous step's weights) — ``static_rm``, ``cooper``
-2. verify  every completion with the rule verifier (all modes: the monitor needs it)
+2. verify  every completion with the rule verifier, ``verifier`` (all modes: the monitor needs it)
 3. return  the rewards TRL's GRPO update uses (verifier 0/1 in ``rule``, P(correct) otherwise)
 4-6.       in ``cooper`` mode, gather the groups from every rank, pick positives, make negatives and take
            one RM step (:mod:`cooper.rl.rm_update`); the policy update of this step already has its rewards.
@@ -25,10 +26,13 @@ from cooper.rl.negatives import NegativeRequest, NegativeSource, make_negatives
 from cooper.rl.rm_update import Pair, RMUpdater, group_indices, select_positives
 from cooper.utils.dist import gather_lists, on_rank0_then_broadcast
 from cooper.verify.pool import is_correct_batch
+from cooper.verify.registry import DEFAULT_VERIFIER, check_verifier, column_fields
 
 log = logging.getLogger(__name__)
 
 MODES = ("rule", "static_rm", "cooper")
+# What TRL passes a reward function besides the dataset's columns: never row fields for the verifier
+_TRL_KWARGS = frozenset({"trainer_state", "log_extra", "log_metric", "completion_ids", "environments"})
 
 
 def completion_text(completion: Any) -> str:
@@ -52,6 +56,7 @@ class Rollouts:
     rewards: list[float]
     groups: list[Any]
     nonfinite: int  # RM scores that were not finite, over every rank
+    fields: list[dict[str, Any]] = field(default_factory=list)  # each rollout's row fields for the verifier
 
 
 def gather_rollouts(
@@ -63,6 +68,7 @@ def gather_rollouts(
     rewards: list[float],
     groups: list[Any],
     nonfinite: list[bool],
+    fields: list[dict[str, Any]] | None = None,
 ) -> Rollouts:
     """This rank's rollouts joined with every other rank's, in one collective."""
     mine = list(
@@ -75,11 +81,12 @@ def gather_rollouts(
             rewards,
             groups,
             nonfinite,
+            fields if fields is not None else [{} for _ in texts],
             strict=True,
         )
     )
     rows = gather_lists(mine)
-    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(8)]
+    cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(9)]
     return Rollouts(
         questions=cols[0],
         references=cols[1],
@@ -89,6 +96,7 @@ def gather_rollouts(
         rewards=cols[5],
         groups=cols[6],
         nonfinite=sum(cols[7]),
+        fields=cols[8],
     )
 
 
@@ -117,7 +125,12 @@ class StepRecord:
 
 
 class RewardFunction:
-    """A TRL reward callable for mode ``rule``, ``static_rm`` or ``cooper`` (see the module docstring)."""
+    """A TRL reward callable for mode ``rule``, ``static_rm`` or ``cooper`` (see the module docstring).
+
+    ``verifier``: the rule verifier, ``math`` (default), ``choice``, ``string`` or a user's batch function
+    ``module:function`` / ``path/to/file.py:function`` (see :mod:`cooper.verify.registry`); it is checked
+    here (a :class:`~cooper.verify.VerifierError` if unusable) and judges every completion and, in mode
+    ``cooper``, every negative. It gets the dataset's other columns as row fields."""
 
     def __init__(
         self,
@@ -132,6 +145,7 @@ class RewardFunction:
         rm_batch_size: int = 16,
         verifier_timeout_s: float = 5.0,
         seed: int = 0,
+        verifier: str = DEFAULT_VERIFIER,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"reward mode must be one of {MODES}, got {mode!r}")
@@ -157,6 +171,7 @@ class RewardFunction:
         self.positive = positive
         self.rm_batch_size = rm_batch_size
         self.verifier_timeout_s = verifier_timeout_s
+        self.verifier = check_verifier(verifier)
         self.rng = random.Random(seed)
         self.__name__ = mode  # TRL names the reward column after the callable
         self.calls = 0
@@ -216,12 +231,15 @@ class RewardFunction:
         texts = [completion_text(c) for c in completions]
         questions = question or [completion_text(p) for p in prompts]
         groups = id if id is not None else [completion_text(p) for p in prompts]
+        data = {k: v for k, v in columns.items() if k not in _TRL_KWARGS}
+        fields = column_fields(self.verifier, data, len(texts))  # the rows' other columns
+        rows = [{k: v[i] for k, v in fields.items()} for i in range(len(texts))]
 
         probs = self._score(rec, questions, reference, texts)  # 1. the RM as the previous step left it
-        correct = self._verify(rec, texts, reference)  # 2. the rule verifier, every rollout
+        correct = self._verify(rec, texts, reference, fields)  # 2. the rule verifier, every rollout
         probs, nonfinite = _without_nonfinite(probs, correct)  # a NaN score never reaches GRPO
         rewards = [float(c) for c in correct] if self.mode == "rule" else list(probs or [])  # 3. rewards
-        step = gather_rollouts(questions, reference, texts, correct, probs, rewards, groups, nonfinite)
+        step = gather_rollouts(questions, reference, texts, correct, probs, rewards, groups, nonfinite, rows)
         self._monitor(rec, step)
         if self.mode == "cooper":
             self._cooper_update(
@@ -247,9 +265,21 @@ class RewardFunction:
         rec.seconds["scoring"] = time.perf_counter() - t
         return probs
 
-    def _verify(self, rec: StepRecord, texts: list[str], references: list[str]) -> list[bool]:
+    def _verify(
+        self,
+        rec: StepRecord,
+        texts: list[str],
+        references: list[str],
+        fields: dict[str, Any] | None = None,
+    ) -> list[bool]:
         t = time.perf_counter()
-        correct = is_correct_batch(texts, references, timeout_s=self.verifier_timeout_s)
+        correct = is_correct_batch(
+            texts,
+            references,
+            verifier=self.verifier,
+            timeout_s=self.verifier_timeout_s,
+            **(fields or {}),
+        )
         rec.seconds["verification"] = time.perf_counter() - t
         return correct
 
@@ -289,14 +319,17 @@ class RewardFunction:
                     for j in members[g]
                     if j != i
                 ]
-                requests.append(NegativeRequest(questions[i], references[i], texts[i], others))
+                fields = step.fields[i] if step.fields else {}
+                requests.append(NegativeRequest(questions[i], references[i], texts[i], others, fields))
             orders = [self.negative_order]
             if self.negatives_from == "each":
                 orders = [(name,) for name in self.negative_order]
             pairs: list[Pair] = []
             counts: Counter[str] = Counter()
             for order in orders:
-                made, c = make_negatives(requests, order, self.negative_sources, self.rng)
+                made, c = make_negatives(
+                    requests, order, self.negative_sources, self.rng, verifier=self.verifier
+                )
                 counts.update(c)
                 pairs += [
                     Pair(req.question, req.reference, req.positive, neg[0], neg[1])

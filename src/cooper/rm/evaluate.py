@@ -3,7 +3,9 @@
 Rows in VerifyBench format ``{question, answer (the reference), completion, gold_correct, answer_type?}``
 or the training format ``{question, reference, completion, label}``. Reported for the RM (P(correct) >=
 threshold), the rule verifier alone, "rule OR RM" and "rule AND RM": accuracy, precision, recall (and the
-RM's ROC-AUC), overall and per ``answer_type``.
+RM's ROC-AUC), overall and per ``answer_type``. The rule verifier is ``math`` unless another is named
+(``choice``, ``string``, a user's ``module:function``); it gets each row's ``answer_type`` (and, a user's
+verifier, every other column) as row fields.
 """
 
 from __future__ import annotations
@@ -89,14 +91,18 @@ def evaluate_rm(
     skip_invalid: bool = False,
     trust_remote_code: bool = False,
     out: str | None = None,
+    verifier: str = "math",
 ) -> dict[str, Any]:
-    """Score ``data`` with the RM at ``model`` and the rule verifier; write ``out`` (.json + .md) if given."""
+    """Score ``data`` with the RM at ``model`` and the rule verifier ``verifier``; write ``out`` (.json +
+    .md) if given. The result records the verifier."""
     from cooper.rm.data import check_threshold, load_rm_rows
     from cooper.rm.model import VerifyRM, check_rm_dir
     from cooper.utils.io import check_output_dir
     from cooper.verify.pool import is_correct_batch
+    from cooper.verify.registry import check_verifier, row_fields
 
     check_threshold(threshold)  # every mistake is reported before any scoring
+    verifier = check_verifier(verifier)
     if out:
         check_output_dir(Path(out).parent, "--out")
     check_rm_dir(model)
@@ -104,12 +110,14 @@ def evaluate_rm(
     rm = VerifyRM.from_pretrained(model, trust_remote_code=trust_remote_code)
     q, ref, comp = ([r[k] for r in rows] for k in ("question", "reference", "completion"))
     probs = rm.score(q, ref, comp, batch_size=batch_size)
-    rule = is_correct_batch(comp, ref)
+    fields = row_fields(verifier, rows, exclude=("id", "question", "reference", "completion", "label"))
+    rule = is_correct_batch(comp, ref, verifier=verifier, **fields)
     types = [str(r.get("answer_type") or "all") for r in rows]
     result = {
         "model": str(model),
         "data": [str(p) for p in data],
         "threshold": threshold,
+        "verifier": verifier,
         "rows": len(rows),
         "skipped_rows": len(skipped),
         **judge_table(probs, rule, [int(r["label"]) for r in rows], types, threshold),
@@ -134,6 +142,7 @@ def run_cli(args: argparse.Namespace) -> int:
         skip_invalid=args.skip_invalid,
         trust_remote_code=args.trust_remote_code,
         out=args.out,
+        verifier=args.verifier,
     )
     print(markdown(result), end="")
     return 0

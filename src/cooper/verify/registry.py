@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from cooper.utils.errors import BadInput
 
 BUILTIN_VERIFIERS = ("math", "choice", "string")
 DEFAULT_VERIFIER = "math"
+BUILTIN_FIELDS = ("answer_type", "is_multiple_answer")  # the row fields the built-in verifiers read
 BatchVerifier = Callable[..., Any]
 _LOADED: dict[str, BatchVerifier] = {}
 
@@ -39,6 +40,31 @@ def check_verifier(spec: str) -> str:
         return spec
     load_verifier(spec)
     return spec
+
+
+def row_fields(
+    verifier: str, rows: Sequence[Mapping[str, Any]], exclude: Collection[str] = ()
+) -> dict[str, Any]:
+    """The ``row_fields`` of :func:`~cooper.verify.pool.is_correct_batch` for ``rows``: one list per column.
+
+    The built-in verifiers get ``answer_type`` and ``is_multiple_answer`` (where any row has them); a user's
+    verifier gets every column any row has, except ``exclude`` (the columns passed as responses and
+    references). A row without a column gives None there."""
+    if verifier in BUILTIN_VERIFIERS:
+        names = [f for f in BUILTIN_FIELDS if any(f in r for r in rows)]
+    else:
+        names = list(dict.fromkeys(k for r in rows for k in r if k not in exclude))
+    return {name: [r.get(name) for r in rows] for name in names}
+
+
+def column_fields(verifier: str, columns: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """The ``row_fields`` for ``verifier`` from ``columns`` that hold one value per row (lists of ``n``
+    values; anything else is left out): all of them for a user's verifier, ``answer_type`` and
+    ``is_multiple_answer`` for the built-in ones."""
+    keep = {k: list(v) for k, v in columns.items() if isinstance(v, list | tuple) and len(v) == n}
+    if verifier in BUILTIN_VERIFIERS:
+        return {k: v for k, v in keep.items() if k in BUILTIN_FIELDS}
+    return keep
 
 
 def load_verifier(spec: str) -> BatchVerifier:
