@@ -18,19 +18,15 @@ import pytest
 import yaml
 
 import cooper
-from cooper.cli import main
 from cooper.rl.build import build_dataset
 from cooper.rl.negatives import NegativeRequest, make_negatives
 from cooper.verify import VerifierError
+from helpers_cli import run_cli
 from helpers_data import DIGITS, DIGITS_INSTRUCTION, write_user_verifiers
 
 
 def _run(argv: list, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        rc = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return rc, caplog.text + captured.out + captured.err
+    return run_cli(argv, caplog, capsys)
 
 
 def _lines(path: Path) -> list[dict]:

@@ -10,12 +10,11 @@ BOM; ``cooper verify`` with an empty reference or a bad ``--timeout``; ``cooper 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
+from tests.helpers_cli import run_cli
 
-from cooper.cli import main
 from cooper.utils.tiny import TinyPaths
 
 
@@ -29,14 +28,7 @@ def _run(
     argv: list[str], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
     """Exit code and everything the user sees (log, stdout, stderr); argparse errors exit via SystemExit."""
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        try:
-            rc = main(argv)
-        except SystemExit as e:
-            rc = e.code if isinstance(e.code, int) else 1
-    captured = capsys.readouterr()
-    text = caplog.text + captured.out + captured.err
+    rc, text = run_cli(argv, caplog, capsys)
     assert "Traceback" not in text
     return rc, text
 

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from cooper.cli import main
+from tests.helpers_cli import run_cli
 
 GOOD = {"question": "What is 1+1?", "reference": "2", "completion": "1+1 = \\boxed{2}", "label": 1}
 
@@ -125,11 +124,7 @@ COMMANDS = {"train": _train, "train-rm": _train_rm, "annotate": _annotate, "eval
 
 
 def _run(argv: list[str], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    caplog.clear()
-    with caplog.at_level(logging.ERROR):
-        rc = main(argv)
-    captured = capsys.readouterr()
-    return rc, caplog.text + captured.out + captured.err
+    return run_cli(argv, caplog, capsys, level=logging.ERROR)
 
 
 def _assert_nothing_written(out: Path) -> None:

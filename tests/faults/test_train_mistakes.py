@@ -15,20 +15,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.helpers_cli import run_cli
 from tests.helpers_data import DIGITS, DIGITS_INSTRUCTION
 
-from cooper.cli import main
 from cooper.rl.config import ConfigError, load_config, parse_overrides
 
 GOOD_ROW = {"question": "What is 1+1?", "reference": "2", "completion": "1+1 = \\boxed{2}", "label": 1}
 
 
-def _run(argv: list[str], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        rc = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return rc, caplog.text + captured.out + captured.err
+def _run(argv: list, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    return run_cli(argv, caplog, capsys)
 
 
 def _files(out: Path) -> list[str]:
