@@ -104,8 +104,8 @@ def check_models(cfg: TrainConfig) -> None:
 
 
 def resolve_models(cfg: TrainConfig) -> tuple[str, str | None]:
-    """Local directories of the policy and the RM ("tiny" builds tiny random-init models, offline)."""
-    check_models(cfg)
+    """Local directories of the policy and the RM ("tiny" builds tiny random-init models, offline). The
+    directories the config names were checked by :func:`check_models` before anything was written."""
     policy, rm = cfg.policy, rm_to_load(cfg)
     if cfg.reward.mode == "rule" and cfg.reward.rm:
         log.info(

@@ -76,7 +76,7 @@ def train(
             log.info("--resume: the run in %s already finished at step %d; nothing to do", out, done)
             return _finished_summary(out, cfg, done)
         log.info("resuming from %s (step %d)", ckpt, int(ckpt.name.removeprefix("checkpoint-")))
-    return _train(cfg, args, rows, ckpt, callbacks)
+    return _train(cfg, args, rows, ckpt, identity, callbacks)
 
 
 def _prepare_output_dir(out: Path, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> Path | None:
@@ -121,6 +121,7 @@ def _train(
     args: Any,
     rows: list[dict[str, Any]],
     ckpt: Path | None,
+    identity: dict[str, Any],
     callbacks: Sequence[Any],
 ) -> dict[str, Any]:
     """The run itself: models, the reward, TRL's trainer with cooper's callback, then the final models."""
@@ -140,7 +141,7 @@ def _train(
             reward,
             monitor=cfg.monitor,
             save_total_limit=cfg.grpo.get("save_total_limit"),
-            run_identity=run_identity(cfg, args),
+            run_identity=identity,
         )
     )
     for extra in callbacks:
