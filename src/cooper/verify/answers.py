@@ -70,7 +70,8 @@ def top_level_split(s: str, separators: str = ",;") -> list[str]:
     return [p.strip() for p in parts]
 
 
-def _strip_delims(s: str) -> str:
+def strip_math_delims(s: str) -> str:
+    """``s`` without one pair of enclosing ``$$``, ``$``, ``\\(...\\)`` or ``\\[...\\]`` (repeated for each kind)."""
     s = s.strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
@@ -90,7 +91,7 @@ def split_answers(answer: str) -> list[str]:
     spans = math_spans(s)
     if len(spans) > 1 and not _MATH_SPAN.sub("", s).strip(" ,;.\n\tandor"):  # "$a$, $b$" or "$a$ and $b$"
         return [item for span in spans for item in split_answers(span)]
-    s = _strip_delims(s)
+    s = strip_math_delims(s)
     s = re.sub(r",\\!\s*|\{,\}", ",", s)  # LaTeX thousands separators: "11,\\! 111" and "11{,}111"
     m = _SET.match(s)
     if m:
@@ -112,7 +113,7 @@ def split_answers(answer: str) -> list[str]:
 
 def choice_letter(answer: str) -> str | None:
     """The letter of a multiple-choice answer: ``B``, ``(B)``, ``B)``, ``Option B``, ``\\text{(B)}``."""
-    s = _strip_delims(answer.strip())
+    s = strip_math_delims(answer.strip())
     s = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", s).strip()
     s = re.sub(r"^(?:option|choice|answer)\s*:?\s*", "", s, flags=re.I).strip().rstrip(".")
     m = _CHOICE.fullmatch(s) or re.match(r"\(([A-E])\)|([A-E])[).:](?:\s|$)", s)  # "(B) 12", "B) 12", "B. 12"
@@ -128,7 +129,7 @@ def plain_words(s: str) -> str:
             s,
             re.sub(r"\\(?:text|textbf|textit|mathrm|mbox|textnormal|operatorname)\s*\{([^{}]*)\}", r"\1", s),
         )
-    s = _strip_delims(s).replace("\\ ", " ").replace("~", " ")
+    s = strip_math_delims(s).replace("\\ ", " ").replace("~", " ")
     s = re.sub(r"[\s.,;:!?'\"`{}()\[\]\\*_]+", " ", s).strip().lower()  # markdown ** and __ too
     return re.sub(r"^(?:the|a|an)\s+", "", s)
 
@@ -136,7 +137,7 @@ def plain_words(s: str) -> str:
 def answer_type(reference: str) -> str:
     """The comparison a reference needs: ``choice`` for a lone letter A-E, ``numeric`` for a plain number,
     ``string`` for words without digits or LaTeX, ``expression`` otherwise."""
-    s = _strip_delims(reference.strip())
+    s = strip_math_delims(reference.strip())
     if choice_letter(s) and len(s) <= 12:
         return "choice"
     if re.fullmatch(r"-?\d+(?:\.\d+)?|-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+/\d+|-?\.\d+", s.replace(" ", "")):

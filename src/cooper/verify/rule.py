@@ -30,6 +30,7 @@ from cooper.verify.answers import (
     normalize_type,
     plain_words,
     split_answers,
+    strip_math_delims,
     top_level_split,
 )
 
@@ -279,17 +280,9 @@ def _is_bare_answer(text: str) -> bool:
     return not re.search(r"[A-Za-z]{3,}|\b(?:is|it|or|so|we|be|to|of|if|in|on|at|by|no)\b", math, re.I)
 
 
-def _strip_math_delims(s: str) -> str:
-    s = s.strip()
-    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
-            s = s[len(left) : len(s) - len(right)].strip()
-    return s
-
-
 def normalize_answer(s: str) -> str:
     """Surface normalisations math-verify gets wrong; the result is still LaTeX/plain text."""
-    s = _strip_math_delims(s.strip())
+    s = strip_math_delims(s.strip())
     boxed = _boxed_spans(s)
     if boxed and s.lstrip().startswith(("\\boxed", "\\fbox")):
         s = boxed[-1].strip()
@@ -317,7 +310,7 @@ def _plain_text(s: str) -> str:
     prev = None
     while prev != s:
         prev, s = s, _TEXT_WRAP.sub(r"\1", s)
-    s = _strip_math_delims(s)
+    s = strip_math_delims(s)
     return re.sub(r"[\s.,;:!?'\"`{}\\]+", " ", s).strip().lower()
 
 
