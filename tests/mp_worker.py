@@ -9,10 +9,10 @@
 ``mp_worker.py train-faulty die|mismatch CONFIG [--key value ...]``
     ``cooper train`` with a fault injected on rank 1 (see :func:`run_faulty_train`).
 
-``mp_worker.py rm-update OUT_DIR RM_DIR MINI_BATCH_SIZE`` (under torchrun)
+``mp_worker.py rm-update OUT_DIR RM_DIR MODE[,MODE]`` (under torchrun, any number of processes)
     Initialises a gloo process group, builds the same VerifyRM on every rank and saves
-    :func:`rm_update_snapshots` (weights after each of two updates on fixed pairs) to ``OUT_DIR/rank{R}.pt``.
-    The test calls :func:`rm_update_snapshots` in its own process for the single-process reference.
+    :func:`rm_update_snapshots` (weights after each of two updates on fixed pairs, with
+    ``cooper.rm_update.parallel`` = MODE) to ``OUT_DIR/{MODE}-rank{R}.pt``.
 
 Only test code patches anything here: the library has no test hooks.
 """
@@ -28,11 +28,14 @@ from typing import Any
 
 
 def state_hash(module: Any) -> str:
-    """SHA-256 of a module's state_dict, keys sorted, exact bytes (equal hashes = bitwise-equal weights)."""
+    """SHA-256 of a module's state_dict, keys sorted, exact bytes (equal hashes = bitwise-equal weights). A
+    sharded (FSDP2) module's tensors are gathered whole first: every rank must call it then."""
     import torch
 
     h = hashlib.sha256()
     for key, tensor in sorted(module.state_dict().items()):
+        if hasattr(tensor, "full_tensor"):
+            tensor = tensor.full_tensor()
         h.update(key.encode())
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     return h.hexdigest()
@@ -90,6 +93,7 @@ def run_train(record_dir: Path, argv: list[str]) -> int:
                 "rm_before": before,
                 "rm_after": state_hash(self.rm.model),
                 "metrics": metrics,
+                "layout": self.parallel,
             }
         )
         return metrics
@@ -161,41 +165,69 @@ def fixed_pairs() -> list[Any]:
 
 
 RM_UPDATE_LR = 1e-4  # Adam turns float noise in near-zero gradients into lr-sized steps: keep lr small
+GLOBAL_BATCH = 4  # pairs per optimizer step over all processes: mini_batch_size = GLOBAL_BATCH / world
 
 
-def rm_update_snapshots(rm_dir: str, mini_batch_size: int) -> dict[str, Any]:
-    """Two ``RMUpdater.update`` calls on :func:`fixed_pairs` (7 pairs, then 5 in another order); the RM
-    weights and the metrics after each. Single-process unless a process group is initialised."""
+def rm_update_snapshots(rm_dir: str, parallel: str) -> dict[str, Any]:
+    """Two ``RMUpdater.update`` calls on :func:`fixed_pairs` (7 pairs, then 5 in another order), 2 epochs
+    each, with ``GLOBAL_BATCH`` pairs per optimizer step over however many processes there are; the full RM
+    weights (on rank 0; gathered when sharded) and the metrics after each, and this rank's bytes of RM state."""
     import torch
 
     from cooper.rl.rm_update import RMUpdateConfig, RMUpdater
     from cooper.rm.model import VerifyRM
+    from cooper.rm.parallel import full_state_dict
+    from cooper.utils.dist import rank_and_world
 
+    _, world = rank_and_world()
     torch.manual_seed(0)
     rm = VerifyRM.from_pretrained(rm_dir, dtype=torch.float32, max_length=128)
     cfg = RMUpdateConfig(
-        learning_rate=RM_UPDATE_LR, mini_batch_size=mini_batch_size, warmup_steps=2, epochs=2
+        learning_rate=RM_UPDATE_LR,
+        mini_batch_size=GLOBAL_BATCH // world,
+        warmup_steps=2,
+        epochs=2,
+        parallel=parallel,
     )
     updater = RMUpdater(rm, cfg)
     pairs = fixed_pairs()
     snapshots, metrics = [], []
-    # With 2 ranks and mini_batch_size 2 a global mini-batch of 4 pairs splits 2/2; the last one splits 2/1
-    # (7 pairs) or 1/0 (5 pairs: one rank has no pair and contributes zero gradients).
+    # Global mini-batches of 4 then 3 (7 pairs), 4 then 1 (5 pairs): with 2 or 4 processes some ranks hold
+    # fewer pairs than others, or none (they run a zero-weight forward and backward).
     for batch in (pairs, [pairs[i] for i in (6, 2, 4, 0, 5)]):
         metrics.append(updater.update(batch))
-        snapshots.append({k: v.detach().cpu().clone() for k, v in rm.model.state_dict().items()})
-    return {"snapshots": snapshots, "metrics": metrics, "updates": updater.updates}
+        snapshots.append({k: v.detach().cpu().clone() for k, v in full_state_dict(rm.model).items()})
+    # Scoring with uneven counts: rank r scores the first 5r completions in batches of 2 (rank 0 none; 0, 3, 5
+    # and 8 batches on 4 ranks): a sharded RM's ranks must still run the same number of forwards.
+    rank, _ = rank_and_world()
+    n = 5 * rank if world > 1 else 15
+    scores = rm.score(
+        [p.question for p in pairs * 3][:n],
+        [p.reference for p in pairs * 3][:n],
+        [c for p in pairs for c in (p.positive, p.negative, p.positive + " Check.")][:n],
+        batch_size=2,
+    )
+    return {
+        "scores": scores,
+        "snapshots": snapshots,
+        "metrics": metrics,
+        "updates": updater.updates,
+        "layout": updater.parallel,
+        "bytes": updater.memory_bytes(),
+    }
 
 
-def run_rm_update(out_dir: Path, rm_dir: str, mini_batch_size: int) -> int:
+def run_rm_update(out_dir: Path, rm_dir: str, modes: list[str]) -> int:
+    """Under torchrun: :func:`rm_update_snapshots` for each of ``modes``, into ``OUT_DIR/{mode}-rank{R}.pt``."""
     import torch
     import torch.distributed as dist
 
     dist.init_process_group("gloo")  # torchrun's environment: RANK, WORLD_SIZE, MASTER_ADDR/PORT
     try:
-        result = rm_update_snapshots(rm_dir, mini_batch_size)
         out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(result, out_dir / f"rank{dist.get_rank()}.pt")
+        for mode in modes:
+            result = rm_update_snapshots(rm_dir, mode)
+            torch.save(result, out_dir / f"{mode}-rank{dist.get_rank()}.pt")
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -216,5 +248,5 @@ if __name__ == "__main__":
     if mode == "train-faulty":
         sys.exit(run_faulty_train(target, rest))
     if mode == "rm-update":
-        sys.exit(run_rm_update(Path(target), rest[0], int(rest[1])))
+        sys.exit(run_rm_update(Path(target), rest[0], rest[1].split(",")))
     sys.exit(f"unknown mode {mode!r}")

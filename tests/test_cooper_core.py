@@ -223,7 +223,7 @@ def test_non_finite_loss_skips_the_update_and_counts_it(tiny_rm, monkeypatch):
     upd = RMUpdater(rm, RMUpdateConfig(learning_rate=1e-2))
     before = {k: v.clone() for k, v in rm.model.state_dict().items()}
     real_logits = rm.logits
-    monkeypatch.setattr(rm, "logits", lambda ids: real_logits(ids) * float("nan"))
+    monkeypatch.setattr(rm, "logits", lambda ids, **kw: real_logits(ids, **kw) * float("nan"))
     m = upd.update(_pairs())
     assert m["rm/skipped_update"] == 1.0 and upd.skipped_updates == 1 and upd.updates == 0
     assert all(torch.equal(before[k], v) for k, v in rm.model.state_dict().items())

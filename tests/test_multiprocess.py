@@ -40,8 +40,8 @@ def _worker_module():
     return module
 
 
-def _torchrun(*args: str, expect_success: bool = True) -> str:
-    """``torchrun --standalone --nproc_per_node 2 tests/mp_worker.py ARGS``; its output, or a failed
+def _torchrun(*args: str, expect_success: bool = True, nproc: int = WORLD) -> str:
+    """``torchrun --standalone --nproc_per_node NPROC tests/mp_worker.py ARGS``; its output, or a failed
     assertion that shows it. On timeout the launcher and its workers are stopped (and the test fails)."""
     env = dict(
         os.environ,
@@ -56,7 +56,7 @@ def _torchrun(*args: str, expect_success: bool = True) -> str:
         "torch.distributed.run",
         "--standalone",
         "--nproc_per_node",
-        str(WORLD),
+        str(nproc),
         str(WORKER),
         *args,
     ]
@@ -105,7 +105,7 @@ def two_rank_run(tiny_paths, digits_policy, tmp_path_factory, one_torch_thread):
                 # mini_batch_size 1: every RM mini-batch of 2 pairs splits across the ranks
                 "cooper": {
                     "negatives": ["policy", "perturb"],
-                    "rm_update": {"learning_rate": 1e-3, "mini_batch_size": 1},
+                    "rm_update": {"learning_rate": 1e-3, "mini_batch_size": 1, "parallel": "shard"},
                 },
                 "monitor": {"plot": False},
                 "grpo": {
@@ -113,7 +113,7 @@ def two_rank_run(tiny_paths, digits_policy, tmp_path_factory, one_torch_thread):
                     "per_device_train_batch_size": PER_DEVICE,
                     "num_generations": NUM_GENERATIONS,
                     "max_completion_length": 12,
-                    "save_steps": 100,
+                    "save_steps": 2,
                     "beta": 0.0,
                     "disable_tqdm": True,
                 },
@@ -140,8 +140,10 @@ def test_two_ranks_really_ran(two_rank_run):
 
 
 def test_rm_weights_identical_on_every_rank_after_every_update(two_rank_run):
+    """The RM is sharded (FSDP2): the weights its shards make up, as each rank gathers them."""
     recs, out, _ = two_rank_run
     r0, r1 = (rec["updates"] for rec in recs)
+    assert all(u["layout"] == "shard" for u in r0 + r1)
     assert r0[0]["rm_before"] == r1[0]["rm_before"], "the ranks started from different RMs"
     moved = 0
     for step, (a, b) in enumerate(zip(r0, r1, strict=True), start=1):
@@ -202,28 +204,96 @@ def test_pairs_come_from_whole_groups_when_groups_straddle_ranks(two_rank_run):
     assert straddling >= STEPS, "the configuration should split a prompt group across the ranks every step"
 
 
-# -- 4: the RM update over 2 ranks equals the single-process update --------------------------------
-def test_two_rank_rm_update_equals_single_process(tiny_paths, tmp_path, one_torch_thread):
-    """2 ranks with mini_batch_size m (pairs per optimizer step per process) = 1 process with 2m, on the
-    same 7 + 5 pairs: a mini-batch splits 2/2, 2/1 and 1/0 across the ranks."""
-    _torchrun("rm-update", str(tmp_path), str(tiny_paths.rm_dir), "2")
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
-    single = _worker_module().rm_update_snapshots(str(tiny_paths.rm_dir), 2 * WORLD)
+# -- 4: the RM update on 1, 2 and 4 processes, replicated (DDP) and sharded (FSDP2), is the same update ------
+@pytest.fixture(scope="module")
+def rm_updates(tiny_paths, tmp_path_factory):
+    """``{(processes, mode): [rank 0's result, rank 1's, ...]}`` for the same two RM updates (7 + 5 pairs,
+    4 pairs per optimizer step over all processes) with ``parallel`` = replicate and shard."""
+    root = tmp_path_factory.mktemp("rm-update")
+    results = {}
+    for nproc in (1, 2, 4):
+        out = root / str(nproc)
+        _torchrun("rm-update", str(out), str(tiny_paths.rm_dir), "replicate,shard", nproc=nproc)
+        for mode in ("replicate", "shard"):
+            results[nproc, mode] = [
+                torch.load(out / f"{mode}-rank{r}.pt", weights_only=False) for r in range(nproc)
+            ]
+    return results
+
+
+def test_rm_update_is_the_same_on_1_2_and_4_processes_replicated_and_sharded(rm_updates, tiny_paths):
+    """Every layout and process count gives the single-process weights (max abs diff <= 1e-5), although with
+    4 processes a mini-batch of 3 or 1 pairs leaves ranks without a pair (they run a zero-weight pass)."""
     from safetensors.torch import load_file
 
     initial = load_file(str(tiny_paths.rm_dir / "model.safetensors"))
-    assert ranks[0]["updates"] == ranks[1]["updates"] == single["updates"] == 8  # 2 updates x 2 epochs x 2
+    reference = rm_updates[1, "replicate"][0]
+    assert (
+        reference["layout"] == "none" and reference["updates"] == 8
+    )  # 2 updates x 2 epochs x 2 mini-batches
     for n in range(2):
-        a, b, ref = ranks[0]["snapshots"][n], ranks[1]["snapshots"][n], single["snapshots"][n]
-        assert a.keys() == b.keys() == ref.keys()
-        assert all(torch.equal(a[k], b[k]) for k in a), f"update {n + 1}: the ranks' RMs differ"
-        diff = max((a[k] - ref[k]).abs().max().item() for k in a)
-        assert diff < 1e-5, f"update {n + 1}: 2-rank vs single-process RM weights differ by {diff:.2e}"
-        moved = max((a[k] - initial[k]).abs().max().item() for k in initial if k in a)
+        moved = max((reference["snapshots"][n][k] - initial[k]).abs().max().item() for k in initial)
         assert moved > 1e-4, f"update {n + 1}: the RM barely moved ({moved:.2e}); the comparison is vacuous"
-        for key in ("rm/loss", "rm/pair_accuracy", "rm/valid_pairs"):
-            got, want = ranks[0]["metrics"][n][key], single["metrics"][n][key]
-            assert got == pytest.approx(want, rel=1e-5, abs=1e-7), key
+    for (nproc, mode), ranks in rm_updates.items():
+        expected_layout = {"shard": "shard", "replicate": "replicate" if nproc > 1 else "none"}[mode]
+        assert all(r["layout"] == expected_layout for r in ranks), (nproc, mode)
+        assert all(r["updates"] == 8 for r in ranks), (nproc, mode)
+        for n in range(2):
+            got, ref = ranks[0]["snapshots"][n], reference["snapshots"][n]
+            assert got.keys() == ref.keys(), (nproc, mode)
+            diff = max((got[k] - ref[k]).abs().max().item() for k in ref)
+            assert diff <= 1e-5, f"{mode} on {nproc} processes, update {n + 1}: weights differ by {diff:.2e}"
+            if mode == "replicate":  # every replica holds the same full weights
+                for other in ranks[1:]:
+                    assert all(torch.equal(other["snapshots"][n][k], got[k]) for k in got), (nproc, n)
+            for key in ("rm/loss", "rm/pair_accuracy", "rm/valid_pairs"):
+                want = reference["metrics"][n][key]
+                assert ranks[0]["metrics"][n][key] == pytest.approx(want, rel=1e-5, abs=1e-7), (
+                    nproc,
+                    mode,
+                    key,
+                )
+
+
+def test_sharding_splits_the_rm_state_across_processes(rm_updates):
+    """FSDP2 splits parameters, gradients and AdamW states: 4 processes hold about a quarter each; DDP keeps
+    a full copy on every rank."""
+
+    def total(result):
+        return result["bytes"]["parameters"] + result["bytes"]["optimizer"]
+
+    one = total(rm_updates[1, "shard"][0])
+    assert total(rm_updates[1, "replicate"][0]) == one
+    for r in rm_updates[4, "replicate"]:
+        assert total(r) == one
+    shards = [total(r) for r in rm_updates[4, "shard"]]
+    assert max(shards) <= 0.3 * one, (shards, one)
+    assert sum(shards) == pytest.approx(one, rel=0.01)  # the shards add up to the whole (padding aside)
+
+
+def test_a_sharded_run_resumes_on_one_process_and_again_on_two(two_rank_run):
+    """The 2-process run (RM sharded; checkpoint-3, its last step) resumes on 1 process (the same 24
+    completions per step: per_device_train_batch_size 24), which writes checkpoint-4, and that resumes on 2
+    processes again; the RM's shards are resharded by torch.distributed.checkpoint each time. The final
+    reward_model/ is one consolidated safetensors directory."""
+    from cooper.rm.model import VerifyRM
+
+    _, _, root = two_rank_run
+    config = (root / "config-path").read_text()
+    run = root / "run"
+    batch_on_one = ["--grpo.per_device_train_batch_size", str(PER_DEVICE * WORLD)]
+    one = _torchrun(
+        "train", str(root / "rec-1"), config, "--resume", "--grpo.max_steps", "4", *batch_on_one, nproc=1
+    )
+    assert f"resuming from {run / 'checkpoint-3'} (step 3)" in one, one[-4000:]
+    assert (run / "checkpoint-4" / "cooper_rm" / "COMPLETE").is_file()
+    two = _torchrun("train", str(root / "rec-2"), config, "--resume", "--grpo.max_steps", "5")
+    assert f"resuming from {run / 'checkpoint-4'} (step 4)" in two, two[-4000:]
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4, 5]
+    assert json.loads((root / "rec-2" / "rank0.json").read_text())["final"]["world_size"] == WORLD
+    rm = VerifyRM.from_pretrained(run / "reward_model", device="cpu")
+    assert rm.score(["What is 1 + 1?"], ["2"], ["The answer is 2."])[0] >= 0.0
 
 
 # -- 5-6: faults --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from cooper.rl.build import load_prompts
 from cooper.rl.checkpoint import latest_checkpoint
 from cooper.rl.config import load_config, parse_overrides
 from cooper.rl.train import train
+from cooper.rm.parallel import sharded_weights
 from cooper.utils.state import load_state
 from helpers_data import DIGITS, DIGITS_INSTRUCTION
 
@@ -105,7 +106,8 @@ def test_resume_continues_with_the_saved_rm(models, tmp_path, digits_train_confi
     assert first["steps"] == 2
     ckpt = latest_checkpoint(tmp_path)
     assert ckpt is not None and ckpt.name == "checkpoint-2"
-    saved_rm = load_state(ckpt / "cooper_rm", "reward")["rm"]  # safetensors + JSON, no pickle
+    saved_rm = sharded_weights(ckpt / "cooper_rm" / "rm")  # torch.distributed.checkpoint, no pickle
+    assert "updater" in load_state(ckpt / "cooper_rm", "reward")  # the RM's scheduler and counters: JSON
 
     # a torn checkpoint (no completion marker) must be skipped
     torn = tmp_path / "checkpoint-3"

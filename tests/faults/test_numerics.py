@@ -41,8 +41,8 @@ def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_cont
         rm = reward.rm
         real_logits = rm.logits
 
-        def faulty_logits(ids):
-            out = real_logits(ids)
+        def faulty_logits(ids, **kw):
+            out = real_logits(ids, **kw)
             if torch.is_inference_mode_enabled():  # scoring for the policy's rewards
                 if reward.calls == 1 and injected["nan_scores"] == 0:  # the second step: one NaN score
                     injected["nan_scores"] += 1

@@ -20,6 +20,7 @@ from cooper.rl.config import TrainConfig, rm_to_load
 from cooper.rl.reward import RewardFunction
 from cooper.rl.rm_update import RMUpdater
 from cooper.rm.model import VerifyRM, check_rm_dir
+from cooper.rm.parallel import outside_zero3
 from cooper.utils.device import bf16_supported, local_device, trainer_precision
 from cooper.utils.dist import all_gather, rank_and_world
 from cooper.utils.models import check_model_dir
@@ -156,13 +157,14 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
     rm = None
     if rm_dir:
         train_rm = cfg.reward.mode == "cooper"
-        rm = VerifyRM.from_pretrained(
-            rm_dir,
-            device=local_device(),  # each process's own GPU (accelerate sets it only inside the trainer)
-            max_length=cfg.reward.rm_max_length,
-            trust_remote_code=cfg.trust_remote_code,
-            dtype=torch.float32 if train_rm else None,  # fp32 master weights for the RM's own optimizer
-        )
+        with outside_zero3():  # a ZeRO-3 policy config must not partition the RM
+            rm = VerifyRM.from_pretrained(
+                rm_dir,
+                device=local_device(),  # each process's own GPU (accelerate sets it only inside the trainer)
+                max_length=cfg.reward.rm_max_length,
+                trust_remote_code=cfg.trust_remote_code,
+                dtype=torch.float32 if train_rm else None,  # fp32 master weights for the RM's own optimizer
+            )
         if train_rm and bf16_supported():
             rm.autocast_dtype = torch.bfloat16
     updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" and rm is not None else None

@@ -160,7 +160,7 @@ class CooperCallback(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self._flush()  # the step's row before its checkpoint: a resume cuts metrics.jsonl back to the checkpoint
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        save_reward_state(self.reward, ckpt, self.run_identity)  # every rank: each writes its RM shards
         if self.is_main:
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            save_reward_state(self.reward, ckpt, self.run_identity)
             rotate_checkpoints(args.output_dir, self.save_total_limit)

@@ -2,7 +2,8 @@
 
 TRL's Trainer writes ``checkpoint-N/`` (policy, optimizer, scheduler, RNG, ``trainer_state.json``); cooper adds
 ``checkpoint-N/cooper_rm/``: the reward's state (:meth:`cooper.rl.reward.RewardFunction.state_dict`: RNG and
-counters as JSON, the RM's weights and optimizer as safetensors, never pickle), the run-defining settings
+counters as JSON; the RM's weights and AdamW state in ``rm/``, written by every rank with
+``torch.distributed.checkpoint`` and loadable on any number of processes; never pickle), the run-defining settings
 (``run.json``, what ``--resume`` compares) and, written last, the ``COMPLETE`` marker: a checkpoint without it
 was torn by a crash and is never resumed from.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.rl.config import TrainConfig, config_to_dict, rm_to_load
+from cooper.utils.dist import barrier, rank_and_world
 from cooper.utils.io import atomic_write_json, atomic_write_text
 from cooper.utils.state import StateError, load_state, save_state
 
@@ -24,31 +26,46 @@ log = logging.getLogger(__name__)
 
 RM_STATE_DIR = "cooper_rm"
 COMPLETE_MARKER = "COMPLETE"
-REWARD_STATE = "reward"  # cooper_rm/reward.json + cooper_rm/reward.safetensors
+REWARD_STATE = "reward"  # cooper_rm/reward.json (+ reward.safetensors if the state holds tensors)
+RM_SHARDS = "rm"  # cooper_rm/rm/: the RM's weights and AdamW state, torch.distributed.checkpoint format
 
 
 def save_reward_state(reward: Any, ckpt_dir: Path, identity: dict[str, Any] | None = None) -> Path:
-    """``reward.state_dict()`` and the run-defining settings ``identity`` into ``ckpt_dir/cooper_rm``,
-    atomically (a temporary directory renamed into place, the marker written last inside it)."""
+    """The reward's state and the run-defining settings ``identity`` into ``ckpt_dir/cooper_rm``, atomically:
+    a temporary directory, renamed into place once complete, with the marker written last inside it.
+
+    Every rank calls it: each writes its shards of the RM (``rm/``, :meth:`RewardFunction.save_rm`); rank 0
+    writes ``reward.json`` (:meth:`RewardFunction.state_dict`), ``run.json`` and the marker."""
+    rank, _ = rank_and_world()
     final = ckpt_dir / RM_STATE_DIR
     tmp = ckpt_dir / f".{RM_STATE_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_state(reward.state_dict(), tmp, REWARD_STATE)
-    if identity is not None:
-        atomic_write_json(tmp / RUN_IDENTITY_FILE, identity)
-    (tmp / COMPLETE_MARKER).write_text("ok\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier()
+    if hasattr(reward, "save_rm"):
+        reward.save_rm(tmp / RM_SHARDS)
+    barrier()  # every rank's shards are written
+    if rank == 0:
+        save_state(reward.state_dict(), tmp, REWARD_STATE)
+        if identity is not None:
+            atomic_write_json(tmp / RUN_IDENTITY_FILE, identity)
+        (tmp / COMPLETE_MARKER).write_text("ok\n")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    barrier()
     return final
 
 
 def load_reward_state(reward: Any, ckpt_dir: Path) -> None:
-    """Restore the reward saved in ``ckpt_dir`` by :func:`save_reward_state`; nothing in it is executed. A
-    missing, unreadable or mismatched file is a ValueError naming it."""
+    """Restore the reward saved in ``ckpt_dir`` by :func:`save_reward_state` (on any number of processes;
+    every rank calls it); nothing in it is executed. A missing, unreadable or mismatched file is a ValueError
+    naming it."""
     state_dir = ckpt_dir / RM_STATE_DIR
     try:
         reward.load_state_dict(load_state(state_dir, REWARD_STATE))
+        if hasattr(reward, "load_rm"):
+            reward.load_rm(state_dir / RM_SHARDS)
     except StateError as e:
         raise ValueError(f"cannot resume from {ckpt_dir}: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
@@ -146,7 +163,6 @@ RUN_DEFINING = (
 # The grpo keys that change the data order, the batch or the loss; compared by their effective values
 # (an unset key is TRL's default).
 RUN_DEFINING_GRPO = (
-    "per_device_train_batch_size",
     "gradient_accumulation_steps",
     "num_generations",
     "steps_per_generation",
@@ -174,6 +190,7 @@ RUN_DEFINING_GRPO = (
     "max_grad_norm",
     "optim",
 )
+BATCH_ALL_PROCESSES = "grpo.per_device_train_batch_size x processes"
 RUN_IDENTITY_FILE = "run.json"
 # What a run writes into its output_dir (``--overwrite`` deletes these and nothing else).
 RUN_OUTPUTS = ("metrics.jsonl", "summary.json", "config.json", "policy", "reward_model", "plots", "tiny-base")
@@ -186,6 +203,9 @@ def run_identity(cfg: TrainConfig, args: Any) -> dict[str, Any]:
     keep = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in RUN_DEFINING)}
     grpo = args.to_dict()
     keep.update({f"grpo.{k}": grpo.get(k) for k in RUN_DEFINING_GRPO if k in grpo})
+    # The batch over all processes defines the run, not its split: a run may resume on another number of
+    # processes with per_device_train_batch_size changed to match.
+    keep[BATCH_ALL_PROCESSES] = args.per_device_train_batch_size * args.world_size
     return json.loads(json.dumps(keep, default=str))  # tuples as lists, as they come back from the file
 
 
@@ -213,6 +233,10 @@ def check_resumable(ckpt: Path, identity: dict[str, Any]) -> None:
         raise ValueError(f"--resume: unreadable {path} ({e})") from None
     if isinstance(saved, dict):
         saved.setdefault("reward.verifier", "math")  # made before the verifier was a choice: the default
+        if "grpo.per_device_train_batch_size" in saved:  # made before runs could change their process count
+            saved.setdefault(
+                BATCH_ALL_PROCESSES, saved.pop("grpo.per_device_train_batch_size") * rank_and_world()[1]
+            )
     diff = identity_differences(saved, identity)
     if diff:
         shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")

@@ -20,6 +20,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cooper.rl.negatives import NegativeRequest, NegativeSource, make_negatives
@@ -181,33 +182,41 @@ class RewardFunction:
 
     # -- state, for checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """What a resume needs: the RNG, the counters and, in mode ``cooper``, the RM's weights (``rm``) and
-        its optimizer and scheduler (``updater``). Plain values and tensors only (saved without pickle)."""
+        """What a resume needs besides the RM's weights and AdamW state (those are sharded: see
+        :meth:`save_rm`): the RNG, the counters and, in mode ``cooper``, the RM's scheduler. Plain values."""
         state: dict[str, Any] = {"rng": self.rng.getstate(), "totals": dict(self.totals), "calls": self.calls}
         if self.updater is not None:
-            state["rm"] = self.rm.model.state_dict()
             state["updater"] = self.updater.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output; the RM's weights load strictly (a missing or unexpected key is
-        a ValueError naming it)."""
+        """Restore :meth:`state_dict`'s output."""
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
         self.totals = Counter(state["totals"])
         self.calls = int(state["calls"])
+        if self.updater is not None:
+            if "updater" not in state:
+                raise ValueError(
+                    "the saved reward state has no RM optimizer (it was not saved in mode cooper)"
+                )
+            self.updater.load_state_dict(state["updater"])
+
+    def save_rm(self, path: Path) -> None:
+        """In mode ``cooper``, the RM's weights and AdamW state into ``path`` (each rank its shards, through
+        ``torch.distributed.checkpoint``); every rank calls it. Nothing to save in the other modes."""
+        if self.updater is not None:
+            self.updater.save_sharded(path)
+
+    def load_rm(self, path: Path) -> None:
+        """Restore :meth:`save_rm`'s ``path``, saved on any number of processes; every rank calls it."""
         if self.updater is None:
             return
-        if "rm" not in state or "updater" not in state:
-            raise ValueError("the saved reward state has no reward model (it was not saved in mode cooper)")
-        weights = {k: v.to(self.rm.device) for k, v in state["rm"].items()}
-        missing, unexpected = _key_differences(self.rm.model.state_dict(), weights)
-        if missing or unexpected:
+        if not path.is_dir():
             raise ValueError(
-                f"the saved reward model does not match this one: missing {missing[:5]}, unexpected {unexpected[:5]}"
+                f"{path} is missing: the checkpoint holds no sharded reward model (an older cooper saved it)"
             )
-        self.rm.model.load_state_dict(weights, strict=True)
-        self.updater.load_state_dict(state["updater"])
+        self.updater.load_sharded(path)
 
     def __call__(
         self,
@@ -352,8 +361,3 @@ class RewardFunction:
         rec.seconds["rm_update"] = time.perf_counter() - t
         self.totals["rm/skipped_updates"] += int(update.get("rm/skipped_update", 0))
         rec.metrics.update(update)
-
-
-def _key_differences(expected: dict[str, Any], given: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(keys ``given`` lacks, keys ``given`` has that ``expected`` does not), sorted."""
-    return sorted(set(expected) - set(given)), sorted(set(given) - set(expected))

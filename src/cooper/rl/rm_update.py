@@ -13,9 +13,11 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cooper.utils.dist import rank_and_world, sum_across_ranks, sum_gradients, sum_tensor_across_ranks
+from cooper.rm.parallel import PARALLEL_MODES
+from cooper.utils.dist import rank_and_world, sum_across_ranks, sum_tensor_across_ranks
 
 if TYPE_CHECKING:
     import torch
@@ -101,8 +103,16 @@ class RMUpdateConfig:
     # Weight of a pointwise BCE anchor (positive -> 1, negative -> 0) added to the pairwise loss. 0 is the
     # paper's loss; > 0 keeps the RM's probabilities calibrated (see pointwise_anchor_loss).
     pointwise_weight: float = 0.0
+    # How the RM is spread over the processes (see cooper.rm.parallel): "shard" (FSDP2: parameters, gradients
+    # and AdamW states split across ranks), "replicate" (DDP: a full copy per rank, bucketed gradient
+    # all-reduce) or "auto" (shard when there is more than one process).
+    parallel: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.parallel not in PARALLEL_MODES:
+            raise ValueError(
+                f"rm_update: parallel must be one of {', '.join(PARALLEL_MODES)}, got {self.parallel!r}"
+            )
         values = (self.learning_rate, self.weight_decay, self.max_grad_norm, self.pointwise_weight)
         if not all(math.isfinite(v) for v in values):
             raise ValueError(
@@ -117,17 +127,32 @@ class RMUpdateConfig:
 class RMUpdater:
     """Owns the RM optimizer and scheduler; :meth:`update` takes one Cooper step on a list of pairs.
 
-    Every rank passes the same global pair list (gathered by the caller). Each rank computes the loss on its
-    shard, scaled by the global pair count, and the gradients are summed across ranks, so the update equals a
-    single-process update on all pairs and the weights stay identical on every rank.
+    The RM is spread over the processes by PyTorch's own engines (:mod:`cooper.rm.parallel`, the config's
+    ``parallel``): FSDP2 shards it, DDP replicates it, one process holds it plain. Every rank passes the same
+    global pair list (gathered by the caller) and computes the loss on its share of each mini-batch, scaled so
+    that the engine's averaged gradient is the gradient of the mean over the whole mini-batch: the update
+    equals a single-process update on all pairs. Every rank runs the same number of forwards and backwards
+    (FSDP2's and DDP's are collective): a rank without a pair in a mini-batch runs one with zero weight.
     """
 
     def __init__(self, rm: VerifyRM, config: RMUpdateConfig | None = None) -> None:
         import torch
 
+        from cooper.rm import parallel
+
         self.rm = rm
         self.config = config or RMUpdateConfig()
-        params = [p for p in rm.model.parameters() if p.requires_grad]
+        _, world = rank_and_world()
+        self.parallel = parallel.resolve_parallel(self.config.parallel, world)
+        self.module = rm.model  # what the training forward goes through
+        if self.parallel == "shard":
+            bf16 = rm.autocast_dtype == torch.bfloat16
+            parallel.shard(rm.model, rm.device, bf16=bf16)
+            rm.autocast_dtype = None  # FSDP2's mixed-precision policy casts instead
+            rm.collective = True
+        elif self.parallel == "replicate":
+            self.module = parallel.replicate(rm.model, rm.device)
+        params = [p for p in rm.model.parameters() if p.requires_grad]  # after sharding: the local shards
         self.optimizer = torch.optim.AdamW(
             params, lr=self.config.learning_rate, weight_decay=self.config.weight_decay
         )
@@ -140,46 +165,23 @@ class RMUpdater:
 
     def update(self, pairs: list[Pair]) -> dict[str, float]:
         """One RM step on ``pairs`` (the same list on every rank). Returns the step's metrics."""
-        import torch
-
         metrics = {"rm/valid_pairs": float(len(pairs)), "rm/skipped_update": 0.0}
         if not pairs:
             return metrics
-        rank, world = rank_and_world()
+        _, world = rank_and_world()
         cfg = self.config
         model = self.rm.model
         was_training = model.training
         model.train()
-        losses, correct_order, seen = [], 0, 0
+        losses, counts = [], [0, 0]  # pairs ordered correctly, pairs seen (first epoch, this rank)
         try:
             for epoch in range(cfg.epochs):
                 for start in range(0, len(pairs), cfg.mini_batch_size * world):
                     chunk = pairs[start : start + cfg.mini_batch_size * world]
-                    mine = chunk[rank::world]
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss_sum = torch.zeros((), device=self.rm.device)
-                    if mine:
-                        q = [p.question for p in mine] * 2
-                        r = [p.reference for p in mine] * 2
-                        c = [p.positive for p in mine] + [p.negative for p in mine]
-                        scores = self.rm.logits(self.rm.encode(q, r, c))  # (2P,)
-                        s_pos, s_neg = scores[: len(mine)], scores[len(mine) :]
-                        loss_sum = pairwise_rm_loss(s_pos, s_neg) * len(mine)
-                        if cfg.pointwise_weight:
-                            loss_sum = loss_sum + cfg.pointwise_weight * pointwise_anchor_loss(
-                                s_pos, s_neg
-                            ) * len(mine)
-                        if epoch == 0:
-                            correct_order += int((s_pos > s_neg).sum().item())
-                            seen += len(mine)
-                    loss = loss_sum / len(
-                        chunk
-                    )  # the global mean over this mini-batch, once grads are summed
-                    if loss.requires_grad:
-                        loss.backward()
-                    sum_gradients(list(model.parameters()))  # every rank, pairs or not
-                    global_loss = sum_tensor_across_ranks(loss.detach())
-                    if not self._finite(global_loss):
+                    loss = self._backward(chunk, counts if epoch == 0 else None)
+                    global_loss = sum_tensor_across_ranks(loss) / world
+                    norm = self._grad_norm()
+                    if not (math.isfinite(float(global_loss)) and math.isfinite(float(norm))):
                         self.optimizer.zero_grad(set_to_none=True)
                         self.skipped_updates += 1
                         metrics["rm/skipped_update"] += 1.0
@@ -189,7 +191,11 @@ class RMUpdater:
                         )
                         continue
                     if cfg.max_grad_norm:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                        import torch
+
+                        torch.nn.utils.clip_grads_with_norm_(
+                            [p for p in model.parameters() if p.grad is not None], cfg.max_grad_norm, norm
+                        )
                     self.optimizer.step()
                     self.scheduler.step()
                     self.updates += 1
@@ -197,30 +203,75 @@ class RMUpdater:
         finally:
             self.optimizer.zero_grad(set_to_none=True)
             model.train(was_training)
-        totals = sum_across_ranks([correct_order, seen], self.rm.device)
+        totals = sum_across_ranks(counts, self.rm.device)
         metrics["rm/loss"] = sum(losses) / len(losses) if losses else float("nan")
         metrics["rm/pair_accuracy"] = totals[0] / totals[1] if totals[1] else float("nan")
         metrics["rm/lr"] = float(self.scheduler.get_last_lr()[0])
         return metrics
 
-    def _finite(self, loss: torch.Tensor) -> bool:
+    def _backward(self, chunk: list[Pair], counts: list[int] | None) -> torch.Tensor:
+        """Forward and backward of this rank's share of a global mini-batch; returns this rank's part of the
+        mini-batch's mean loss, times the world size (the engines average gradients over the ranks). A rank
+        without a pair runs the chunk's first pair with zero weight: its forward and backward still happen."""
+        rank, world = rank_and_world()
+        cfg = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        mine = chunk[rank::world]
+        weight = world / len(chunk)
+        if not mine:
+            mine, weight = chunk[:1], 0.0
+        q = [p.question for p in mine] * 2
+        r = [p.reference for p in mine] * 2
+        c = [p.positive for p in mine] + [p.negative for p in mine]
+        scores = self.rm.logits(self.rm.encode(q, r, c), module=self.module)  # (2P,)
+        s_pos, s_neg = scores[: len(mine)], scores[len(mine) :]
+        loss_sum = pairwise_rm_loss(s_pos, s_neg) * len(mine)
+        if cfg.pointwise_weight:
+            loss_sum = loss_sum + cfg.pointwise_weight * pointwise_anchor_loss(s_pos, s_neg) * len(mine)
+        loss = loss_sum * weight
+        loss.backward()
+        if counts is not None and weight:
+            counts[0] += int((s_pos > s_neg).sum().item())
+            counts[1] += len(mine)
+        return loss.detach()
+
+    def _grad_norm(self) -> torch.Tensor:
+        """The global L2 norm of the RM's gradients (over every shard); non-finite if any gradient is."""
         import torch
 
-        if not torch.isfinite(loss.detach()).all():
-            return False
-        return all(torch.isfinite(p.grad).all() for p in self.rm.model.parameters() if p.grad is not None)
+        grads = [p.grad for p in self.rm.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes this process holds of the RM's parameters, gradients and optimizer state."""
+        from cooper.rm.parallel import local_bytes
+
+        return local_bytes(self.rm.model, self.optimizer)
 
     # -- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The scheduler and counters (plain values; the weights and AdamW state go through
+        :meth:`save_sharded`)."""
         return {
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "updates": self.updates,
             "skipped_updates": self.skipped_updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.updates = int(state["updates"])
         self.skipped_updates = int(state["skipped_updates"])
+
+    def save_sharded(self, path: Path) -> None:
+        """The RM's weights and AdamW state into ``path`` (DCP, each rank its shards); every rank calls it."""
+        from cooper.rm.parallel import save_sharded
+
+        save_sharded(self.rm.model, self.optimizer, path)
+
+    def load_sharded(self, path: Path) -> None:
+        """Restore :meth:`save_sharded`'s ``path``, saved on any number of processes; every rank calls it."""
+        from cooper.rm.parallel import load_sharded
+
+        load_sharded(self.rm.model, self.optimizer, path)

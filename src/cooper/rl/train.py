@@ -158,8 +158,10 @@ def _train(
         ) from None
     trainer.save_model(str(out / "policy"))
     is_main = trainer.accelerator.is_main_process
-    if reward.mode == "cooper" and is_main:
-        reward.rm.save_pretrained(out / "reward_model")
+    if reward.mode == "cooper":
+        reward.rm.save_pretrained(
+            out / "reward_model"
+        )  # every rank (a sharded RM is gathered); rank 0 writes
     summary = {
         "mode": cfg.reward.mode,
         "steps": trainer.state.global_step,

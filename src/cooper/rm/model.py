@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cooper.rm.template import TEMPLATE_VERSION, RMEncoder
 from cooper.utils.batching import input_order_batches, length_sorted_batches
 from cooper.utils.device import default_device, inference_dtype
+from cooper.utils.dist import max_across_ranks, rank_and_world
 from cooper.utils.models import check_model_dir, load_errors
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ class VerifyRM:
         # Set to torch.bfloat16 to compute in bf16 over fp32 weights (what an RM trained during RL wants on
         # a GPU: bf16 weights would make AdamW round small updates away).
         self.autocast_dtype: Any = None
+        # True once the model is sharded across processes (cooper.rm.parallel): every forward is then a
+        # collective, so every rank must score in the same number of batches, and saving gathers.
+        self.collective = False
 
     # -- loading and saving -------------------------------------------------------------------------
     @classmethod
@@ -140,9 +144,16 @@ class VerifyRM:
         return cls(model.to(device).eval(), tokenizer, max_length=max_length)
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
+        """A Hugging Face directory (safetensors, tokenizer, ``cooper_rm.json``) that :meth:`from_pretrained`
+        loads. Rank 0 writes; a sharded model is gathered first, so every rank must call this then."""
+        from cooper.rm.parallel import full_state_dict
+
         path = Path(path)
+        state = full_state_dict(self.model) if self.collective else None
+        if rank_and_world()[0] != 0:
+            return path
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path, safe_serialization=True)
+        self.model.save_pretrained(path, state_dict=state, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
         meta = {"template_version": TEMPLATE_VERSION, "max_length": self.max_length}
         (path / RM_META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -173,39 +184,49 @@ class VerifyRM:
             mask[row, : len(x)] = 1
         return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
 
-    def logits(self, ids: list[list[int]]) -> torch.Tensor:
-        """Raw scores s(q, ref, c), shape (B,), with gradients (for training)."""
+    def logits(self, ids: list[list[int]], *, module: Any = None) -> torch.Tensor:
+        """Raw scores s(q, ref, c), shape (B,), with gradients (for training). ``module``: what the forward
+        goes through if not the model itself (a DDP wrapper around it)."""
         import torch
 
         with torch.autocast(
             self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
         ):
-            out = self.model(**self.collate(ids))
+            out = (module or self.model)(**self.collate(ids))
         return out.logits.squeeze(-1).float()  # (B, 1) -> (B,)
 
     # -- scoring ------------------------------------------------------------------------------------
     def score_logits(self, ids: list[list[int]], *, batch_size: int = 16, bucket: bool = True) -> list[float]:
-        """Scores for pre-encoded inputs, in input order; no gradients; length-bucketed batches."""
+        """Scores for pre-encoded inputs, in input order; no gradients; length-bucketed batches.
+
+        A sharded model's forward is collective: every rank then runs as many batches as the rank with the
+        most, a rank with fewer running a one-token input whose score is dropped."""
         import torch
 
-        if not ids:
-            return []
         out = [0.0] * len(ids)
         batches = (
             length_sorted_batches([len(x) for x in ids], batch_size)
             if bucket
             else input_order_batches(len(ids), batch_size)
         )
+        extra = max_across_ranks(len(batches), self.device) - len(batches) if self.collective else 0
+        if not batches and not extra:
+            return []
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode():
+            # FSDP2 keeps its gathered weights between calls: inference tensors would break its backward
+            with torch.no_grad() if self.collective else torch.inference_mode():
                 for batch in batches:
                     scores = self.logits([ids[i] for i in batch]).tolist()
                     for i, s in zip(batch, scores, strict=True):
                         out[i] = float(s)
+                for _ in range(extra):
+                    self.logits([[self.tokenizer.pad_token_id]])
         finally:
             self.model.train(was_training)
+            if self.collective:  # FSDP2 keeps the root's weights gathered after a forward: free them
+                self.model.reshard()
         return out
 
     def score(

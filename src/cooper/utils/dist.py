@@ -68,14 +68,17 @@ def sum_tensor_across_ranks(t: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def sum_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:
-    """Sum the gradients of trainable ``parameters`` over the ranks, in place; a parameter without a
-    gradient counts as zeros, so every rank takes part in every reduction."""
+def max_across_ranks(value: int, device: torch.device | str = "cpu") -> int:
+    """The largest ``value`` over the ranks (``value`` itself on one process)."""
     _, world = rank_and_world()
     if world == 1:
-        return
-    for p in parameters:
-        if p.requires_grad:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        return value
+    t = torch.tensor([value], dtype=torch.long, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing on one process)."""
+    if rank_and_world()[1] > 1:
+        dist.barrier()
