@@ -211,9 +211,12 @@ def memory_table(
     forward's graph is alive (2). DDP adds its gradient buckets (4, allocated once, kept). DeepSpeed bf16
     keeps bf16 weights (2) and grads (2) and an fp32 master + moments (12) in the optimizer; ZeRO-2 shards
     grads and optimizer, ZeRO-3 also the weights, over ``world`` ranks; TRL runs the reference with DeepSpeed
-    too (stage 0 under ZeRO-2, sharded under ZeRO-3). The VerifyRM is replicated on every rank whatever the
-    backend: bf16 weights (2) in ``static_rm``; in ``cooper`` fp32 weights + AdamW (12), fp32 grads (4) and
-    autocast copies (2) during its update.
+    too (stage 0 under ZeRO-2, sharded under ZeRO-3). The VerifyRM, whatever the policy's backend: bf16
+    weights (2) on every rank in ``static_rm``; in ``cooper`` with ``rm_update.parallel: replicate`` (and on
+    one GPU) fp32 weights + AdamW (12) on every rank, fp32 grads (4) and autocast copies (2) during its
+    update; with ``shard`` (FSDP2, the column ``cooper, RM shard``) the 12 and the 4 are split over ``world``
+    ranks and the bf16 compute copies are those FSDP2 gathers: the root unit (embedding, final norm, head:
+    kept gathered between forward and backward) and two decoder layers (one computing, one prefetched).
     """
     c = c or QWEN25_1_5B
     n = causal_lm_params(c)
@@ -253,18 +256,25 @@ def memory_table(
         },
         "setups": {},
     }
+    rm_root = n_rm - layers * layer_params(c)  # embedding, final norm, score head: FSDP2's root unit
+    rm_shard_gathered = 2 * (rm_root + 2 * layer_params(c))  # bf16: the root and two decoder layers
+    rm = {  # mode: (RM state kept, RM update: grads + compute copies + activations)
+        "static_rm": (2 * n_rm, 0),
+        "cooper": (12 * n_rm, 4 * n_rm + 2 * n_rm + rm_act),
+        "cooper, RM shard": (12 * n_rm / world, 4 * n_rm / world + rm_shard_gathered + rm_act),
+    }
     for name, (pol_state, pol_grads, pol_cast, ref, gather, kv_bytes) in setups.items():
         kv_cache = kv_per_byte * kv_bytes
-        for mode in ("static_rm", "cooper"):
-            rm_state = 12 * n_rm if mode == "cooper" else 2 * n_rm
-            rm_update = (4 * n_rm + 2 * n_rm + rm_act) if mode == "cooper" else 0  # grads, casts, activations
+        for mode, (rm_state, rm_update) in rm.items():
+            if mode.endswith("shard") and name == "1 GPU":
+                continue  # one rank holds the whole RM either way
             persistent = pol_state + ref + rm_state
             row = {
                 "policy weights + AdamW (+ DDP buckets)": pol_state,
                 "policy grads": pol_grads,
                 "policy autocast bf16 copies": pol_cast,
                 "reference": ref,
-                "VerifyRM (weights, + AdamW in cooper)": rm_state,
+                "VerifyRM (weights, + AdamW in cooper; sharded)": rm_state,
                 "KV cache (generation)": kv_cache,
                 "policy activations, checkpointing": act_ckpt,
                 "policy activations, no checkpointing": act_full,

@@ -142,9 +142,16 @@ def test_memory_table_is_consistent() -> None:
         assert r["PEAK (checkpointing)"] >= r["peak, generation"] > 0, name
         assert r["PEAK (no checkpointing)"] >= r["PEAK (checkpointing)"], name
         assert r["policy activations, no checkpointing"] > 5 * r["policy activations, checkpointing"], name
-    # The RM is replicated: the same on every backend; ZeRO-3 shards only the policy (and the reference).
-    rm = {r["VerifyRM (weights, + AdamW in cooper)"] for n, r in rows.items() if n.endswith("cooper")}
+    # A replicated RM is the same on every backend (ZeRO-3 shards only the policy and the reference); a sharded
+    # one (FSDP2 over the 8 ranks) holds an eighth of its weights and AdamW state on each.
+    key = "VerifyRM (weights, + AdamW in cooper; sharded)"
+    rm = {r[key] for n, r in rows.items() if n.endswith("cooper")}
     assert len(rm) == 1
+    sharded = {r[key] for n, r in rows.items() if n.endswith("RM shard")}
+    assert len(sharded) == 1 and sharded.pop() == pytest.approx(rm.pop() / 8, abs=0.1)
+    for backend in ("DDP", "ZeRO-2", "ZeRO-3"):
+        full, shard = rows[f"8 GPU {backend}, cooper"], rows[f"8 GPU {backend}, cooper, RM shard"]
+        assert shard["PEAK (checkpointing)"] < full["PEAK (checkpointing)"], backend
     zero3, ddp = rows["8 GPU ZeRO-3, cooper"], rows["8 GPU DDP, cooper"]
     key = "policy weights + AdamW (+ DDP buckets)"
     assert zero3[key] < ddp[key] / 5
