@@ -104,6 +104,10 @@ def test_quick_demo_writes_the_report(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert isinstance(report["seconds"], float) and report["seconds"] > 0
     assert report["seeds"] == [0]
+    phases = ["models and task", "SFT warm start", "hybrid annotation", "RM backbone", "RM pre-training"]
+    assert list(report["phase_seconds"]) == [*phases, "RL arms", "report"]
+    assert all(v >= 0 for v in report["phase_seconds"].values())
+    assert sum(report["phase_seconds"].values()) <= report["seconds"] + 1
     for key in ("sft_accuracy", "rm_pretrain_heldout_accuracy"):
         assert 0.0 <= report[key] <= 1.0
     assert set(report["arms"]) == {"rule", "static_rm", "cooper"}
@@ -149,6 +153,21 @@ def test_quick_demo_writes_the_report(tmp_path):
     assert {(s["problem_id"], s["reference"]) for s in samples} == {
         (r["id"], r["reference"]) for r in held[:5]
     }
+
+
+def test_the_arms_give_the_same_numbers_in_this_process_or_in_parallel_workers(tmp_path):
+    """With --workers 1 every phase runs in this process; with N > 1 the RL arms (and the RM backbone) run in
+    N one-thread worker processes: the report's numbers do not depend on it (each job is seeded)."""
+    from cooper.cli import main
+
+    reports = {}
+    for workers in (1, 3):
+        out = tmp_path / f"w{workers}"
+        assert main(["demo", "--quick", "--out", str(out), "--workers", str(workers)]) == 0
+        reports[workers] = json.loads((out / "report.json").read_text())
+        assert reports[workers]["workers"] == workers
+    for key in ("arms", "sft_accuracy", "rm_probe", "eval_history", "cooper_gap_after_warmup"):
+        assert reports[1][key] == reports[3][key], key
 
 
 def test_readme_without_markers_is_an_error_and_left_alone(tmp_path):

@@ -45,6 +45,16 @@ def _reference_answer(value: str) -> str:
     return value
 
 
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value!r}")
+    return n
+
+
 def _timeout_seconds(value: str) -> float:
     """``--timeout``: a finite number of seconds > 0."""
     try:
@@ -135,6 +145,12 @@ def _add_demo(sub: Subparsers) -> None:
         help="a smoke run of about 20-30 s on 2 CPU cores (does not show the effect)",
     )
     p.add_argument("--seeds", type=int, default=3, help="RL seeds per arm (default 3)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="processes for the independent jobs (RL arms x seeds, the RM backbone beside SFT), one thread "
+        "each; default: one per available core (taskset counts); the numbers do not depend on it",
+    )
     p.add_argument(
         "--readme",
         metavar="PATH",

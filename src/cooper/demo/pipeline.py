@@ -233,7 +233,9 @@ def build_task(s: DemoSettings) -> tuple[list[Problem], list[Problem]]:
     return problems[s.heldout :], problems[: s.heldout]
 
 
-def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Path) -> Path:
+def sft_phase(
+    base_policy: Path, train: list[Problem], s: DemoSettings, out: Path, callbacks: list[Any] | None = None
+) -> Path:
     """Warm start on worked solutions: mostly correct (in varied surface forms), some with a slip."""
     from cooper.rl.sft import sft_warm_start
 
@@ -250,7 +252,13 @@ def sft_phase(base_policy: Path, train: list[Problem], s: DemoSettings, out: Pat
         for p in train
     ]
     return sft_warm_start(
-        base_policy, examples, out, max_steps=s.sft_steps, learning_rate=3e-3, batch_size=32
+        base_policy,
+        examples,
+        out,
+        max_steps=s.sft_steps,
+        learning_rate=3e-3,
+        batch_size=32,
+        callbacks=callbacks or (),
     )
 
 
@@ -401,7 +409,9 @@ def shortcut_probe(rm_dir: Path, problems: list[Problem]) -> dict[str, float]:
     return {k: sum(v := rm.score(qs, refs, ts)) / len(v) for k, ts in texts.items()}
 
 
-def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tuple[Path, dict]:
+def rm_phase(
+    annotated: Path, base_rm: Path, s: DemoSettings, out: Path, callbacks: list[Any] | None = None
+) -> tuple[Path, dict]:
     from cooper.rm.pretrain import RMTrainConfig, train_rm
 
     cfg = RMTrainConfig(
@@ -416,7 +426,7 @@ def rm_phase(annotated: Path, base_rm: Path, s: DemoSettings, out: Path) -> tupl
         save_steps=10_000,
         seed=s.task_seed,
     )
-    metrics = train_rm(cfg)
+    metrics = train_rm(cfg, callbacks=callbacks or ())
     return out, metrics
 
 
@@ -477,6 +487,72 @@ def arm_phase(
     summary = train(cfg, callbacks=[callback])
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"arm": arm, "seed": seed, "summary": summary, "eval": history, "metrics": metrics}
+
+
+# -- independent work in parallel processes ---------------------------------------------------------------
+def available_cores() -> int:
+    """The cores this process may run on (``taskset`` and container limits included)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _worker_init() -> None:
+    """Each worker computes on one thread: tiny models are bound by per-operation overhead, so processes, not
+    threads, use the cores; its log is quiet (the parent reports progress)."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("cooper", "transformers", "trl"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Workers:
+    """``workers`` processes (spawned, one thread each) for independent jobs: the RM backbone beside SFT, then
+    the RL arms. With one worker, jobs run in this process when their result is asked for, in order."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self.pool: Any = None
+        if self.workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+            )
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        return _Deferred(fn, args)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Deferred:
+    """A job for one worker: run in this process when its result is asked for."""
+
+    def __init__(self, fn: Any, args: tuple[Any, ...]) -> None:
+        self.fn, self.args, self._done, self._value = fn, args, False, None
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self._done:
+            self._value, self._done = self.fn(*self.args), True
+        return self._value
 
 
 def settings_dict(s: DemoSettings) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.demo import pipeline as P
+from cooper.demo.progress import DemoProgress, step_callback
 from cooper.rl.plots import metric_points, plot_lines
 from cooper.utils.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 
@@ -124,6 +125,8 @@ def write_markdown(report: dict[str, Any], out: Path) -> None:
         f"({'quick smoke run' if report['quick'] else 'full run'}). Accuracies: "
         f"{report['settings']['eval_samples']} samples per problem at temperature 0.7 on "
         f"{report['heldout_problems']} held-out problems, by the task's exact checker, averaged over seeds.",
+        "",
+        _phases_line(report),
         "",
         *_table(
             report,
@@ -280,6 +283,8 @@ def readme_block(report: dict[str, Any], image_dir: str) -> str:
         f"exact checker ({report['settings']['eval_samples']} samples per problem at T=0.7 on "
         f"{report['heldout_problems']} problems), averaged over seeds. Written by the command; do not edit.",
         "",
+        _phases_line(report),
+        "",
         *_table(report, rows),
         "",
         f"![held-out accuracy]({image_dir}/heldout_accuracy.png) ![hacking gap]({image_dir}/hacking_gap.png)",
@@ -288,6 +293,18 @@ def readme_block(report: dict[str, Any], image_dir: str) -> str:
         README_END,
     ]
     return "\n".join(lines)
+
+
+def _phases_line(report: dict[str, Any]) -> str:
+    """Seconds per phase, e.g. ``Seconds per phase: models and task 3, SFT warm start 64, ...``."""
+    phases = report.get("phase_seconds") or {}
+    workers = report.get("workers", 1)
+    return (
+        "Seconds per phase: "
+        + ", ".join(f"{name} {sec:.0f}" for name, sec in phases.items())
+        + f" ({workers} worker process{'es' if workers != 1 else ''} for the RL arms"
+        + (" and the RM backbone beside SFT)." if workers > 1 else ").")
+    )
 
 
 def _fmt_mb(x: float | None) -> str:
@@ -304,21 +321,33 @@ def update_readme(readme: Path, report: dict[str, Any], image_dir: str) -> None:
     atomic_write_text(readme, head + readme_block(report, image_dir) + tail)
 
 
-def _peak_rss_mb() -> float | None:
-    """Peak resident memory of this process and its finished children (Linux/macOS), in MB."""
+def _peak_rss_mb(workers: int = 1) -> float | None:
+    """Peak resident memory of the demo's processes (Linux/macOS), in MB: this process's peak plus, with
+    worker processes, ``workers`` times the largest finished child's peak (an upper bound: the peaks need not
+    coincide)."""
     try:
         import resource
     except ImportError:  # Windows
         return None
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # ru_maxrss: KiB on Linux, bytes on macOS
-    peak = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = own + workers * children if workers > 1 else max(own, children)
     return round(peak * scale, 1)
 
 
 def run_demo(
-    out: str | Path, *, quick: bool = False, seeds: int = 3, readme: str | Path | None = None
+    out: str | Path,
+    *,
+    quick: bool = False,
+    seeds: int = 3,
+    readme: str | Path | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    from cooper.utils.tiny import tiny_models
+    """Every phase of the demo, then the report. ``workers``: one-thread processes for the independent jobs
+    (the RM backbone beside SFT, the RL arms x seeds); default: one per available core (1 for ``quick``); 1
+    runs every phase in this process. The numbers do not depend on it (each job is seeded; measured
+    identical, docs/demo.md)."""
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -326,16 +355,73 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     s = P.DemoSettings.quick() if quick else P.DemoSettings()
     seed_list = list(range(1 if quick else seeds))
-    log.info("demo: phase 1/5 tiny models and task")
-    paths = tiny_models(out / "work" / "tiny")
-    train, held = P.build_task(s)
-    train_file = write_jsonl(out / "work" / "train.jsonl", P.problem_rows(train))
-    write_jsonl(out / "work" / "heldout.jsonl", P.problem_rows(held))  # for `cooper eval --data`
+    jobs = [(arm, seed) for arm in ("cooper", "static_rm", "rule") for seed in seed_list]  # longest first
+    cores = workers or (1 if quick else P.available_cores())  # the quick run's 3 short arms: start-up > gain
+    progress = DemoProgress(
+        {
+            "models and task": 1,
+            "SFT warm start": s.sft_steps,
+            "hybrid annotation": 1,
+            "RM backbone": s.rm_backbone_steps,
+            # rows x 0.9 agreed x 0.85 train split x epochs / batch; the Trainer gives the exact count at its start
+            "RM pre-training": max(
+                1,
+                round(
+                    (s.annotate_problems * s.annotate_samples + 2 * s.corpus_problems)
+                    * 0.9
+                    * 0.85
+                    * s.rm_epochs
+                    / s.rm_batch_size
+                ),
+            ),
+            "RL arms": len(jobs) * s.rl_steps,
+            "report": 1,
+        }
+    )
+    pool = P.Workers(min(cores, len(jobs)))
+    try:
+        report = _run_phases(out, s, seed_list, jobs, pool, progress, quick)
+    finally:
+        pool.close()
+    report["phase_seconds"] = progress.finish()
+    report["workers"] = pool.workers
+    report["peak_rss_mb"] = _peak_rss_mb(pool.workers)
+    report["seconds"] = P.elapsed(t0)
+    atomic_write_json(out / "report.json", report)
+    write_markdown(report, out)
+    if readme is not None:
+        readme = Path(readme)
+        update_readme(readme, report, os.path.relpath(out, readme.resolve().parent))
+    return report
 
-    log.info("demo: phase 2/5 SFT warm start (%d steps)", s.sft_steps)
-    sft_dir = P.sft_phase(paths.policy_dir, train, s, out / "work" / "sft")
+
+def _run_phases(
+    out: Path,
+    s: P.DemoSettings,
+    seed_list: list[int],
+    jobs: list[tuple[str, int]],
+    pool: P.Workers,
+    progress: DemoProgress,
+    quick: bool,
+) -> dict[str, Any]:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from cooper.utils.tiny import tiny_models
+
+    work = out / "work"
+    progress.start("models and task")
+    paths = tiny_models(work / "tiny")
+    train, held = P.build_task(s)
+    train_file = write_jsonl(work / "train.jsonl", P.problem_rows(train))
+    write_jsonl(work / "heldout.jsonl", P.problem_rows(held))  # for `cooper eval --data`
+    backbone = pool.submit(P.build_rm, paths.tokenizer_dir, train, s, work / "rm-base")  # beside SFT
+
+    threads = torch.get_num_threads()
+    if pool.pool is not None:  # a worker builds the backbone meanwhile: leave it a core
+        torch.set_num_threads(max(1, min(threads, pool.workers - 1)))
+    progress.start("SFT warm start")
+    sft_dir = P.sft_phase(paths.policy_dir, train, s, work / "sft", callbacks=[step_callback(progress)])
     sft_acc = P.heldout_accuracy(
         AutoModelForCausalLM.from_pretrained(sft_dir),
         AutoTokenizer.from_pretrained(sft_dir),
@@ -344,11 +430,13 @@ def run_demo(
         s.eval_samples,
     )
     log.info("demo: SFT held-out accuracy %.3f (rule verifier %.3f)", sft_acc["exact"], sft_acc["rule"])
-
-    log.info("demo: phase 3/5 hybrid annotation and RM pre-training")
-    annotated, ann_stats = P.annotation_phase(sft_dir, train, s, out / "work" / "annotation")
-    base_rm = P.build_rm(paths.tokenizer_dir, train, s, out / "work" / "rm-base")
-    rm_dir, rm_metrics = P.rm_phase(annotated, base_rm, s, out / "work" / "rm")
+    progress.start("hybrid annotation")
+    annotated, ann_stats = P.annotation_phase(sft_dir, train, s, work / "annotation")
+    progress.start("RM backbone")
+    base_rm = backbone.result()
+    torch.set_num_threads(threads)
+    progress.start("RM pre-training")
+    rm_dir, rm_metrics = P.rm_phase(annotated, base_rm, s, work / "rm", callbacks=[step_callback(progress)])
     checked = [r["label"] for r in read_jsonl(annotated) if P.CHECK_WORD in r["completion"]]
     probe_problems = held[:100]
     rm_probe: dict[str, Any] = {
@@ -357,22 +445,28 @@ def run_demo(
     }
     log.info("demo: RM shortcut probe %s", {k: round(v, 3) for k, v in rm_probe["pretrained"].items()})
 
-    log.info("demo: phase 4/5 RL arms %s x seeds %s", P.ARMS, seed_list)
+    progress.start("RL arms")
+    log.info("demo: RL arms %s x seeds %s in %d process(es)", P.ARMS, seed_list, pool.workers)
+    futures = {
+        (arm, seed): pool.submit(
+            P.arm_phase, arm, seed, sft_dir, rm_dir, train_file, held, s, work / f"{arm}-{seed}"
+        )
+        for arm, seed in jobs
+    }
+    while pool.pool is not None and not all(f.done() for f in futures.values()):
+        time.sleep(1.0)
+        progress.set_done(sum(_rows(work / f"{arm}-{seed}" / "metrics.jsonl") for arm, seed in jobs))
     runs: dict[str, list[dict]] = {arm: [] for arm in P.ARMS}
     for seed in seed_list:
         for arm in P.ARMS:
-            log.info("demo: arm %s seed %d", arm, seed)
-            runs[arm].append(
-                P.arm_phase(arm, seed, sft_dir, rm_dir, train_file, held, s, out / "work" / f"{arm}-{seed}")
-            )
+            runs[arm].append(futures[arm, seed].result())  # in this process, in order, with one worker
+            progress.set_done(sum(len(r["metrics"]) for rs in runs.values() for r in rs))
 
+    progress.start("report")
     finals = [
-        P.shortcut_probe(out / "work" / f"cooper-{seed}" / "reward_model", probe_problems)
-        for seed in seed_list
+        P.shortcut_probe(work / f"cooper-{seed}" / "reward_model", probe_problems) for seed in seed_list
     ]
     rm_probe["cooper_final"] = {k: statistics.fmean(f[k] for f in finals) for k in rm_probe["pretrained"]}
-
-    log.info("demo: phase 5/5 report")
     report: dict[str, Any] = {
         "seconds": 0.0,
         "seeds": seed_list,
@@ -392,25 +486,32 @@ def run_demo(
         "arms": {arm: summarise_arm(runs[arm], sft_acc["exact"]) for arm in P.ARMS},
         "cooper_gap_after_warmup": gap_after_warmup(runs["cooper"]),
         "dynamics": dynamics(runs),
-        "peak_rss_mb": _peak_rss_mb(),
         "machine": f"{os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}",
         "settings": P.settings_dict(s),
         "eval_history": {arm: [r["eval"] for r in runs[arm]] for arm in P.ARMS},
     }
     report["narrative"] = narrative(report)
     plot_demo(runs, sft_acc["exact"], out)
-    report["seconds"] = P.elapsed(t0)
-    atomic_write_json(out / "report.json", report)
-    write_markdown(report, out)
-    if readme is not None:
-        readme = Path(readme)
-        update_readme(readme, report, os.path.relpath(out, readme.resolve().parent))
     return report
+
+
+def _rows(path: Path) -> int:
+    """Complete lines in ``path`` so far (0 before it exists)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """``cooper demo``: run every phase, then print the arms' summary."""
-    report = run_demo(args.out, quick=args.quick, seeds=args.seeds, readme=args.readme)
+    report = run_demo(
+        args.out,
+        quick=args.quick,
+        seeds=args.seeds,
+        readme=args.readme,
+        workers=getattr(args, "workers", None),
+    )
     from rich.console import Console
     from rich.table import Table
 

@@ -4,6 +4,7 @@ a tiny random policy needs this before RL has any reward to learn from)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ def sft_warm_start(
     batch_size: int = 16,
     seed: int = 0,
     max_length: int = 256,
+    callbacks: Sequence[Any] = (),
 ) -> Path:
-    """Fine-tune on ``examples`` and save to ``out_dir``.
+    """Fine-tune on ``examples`` and save to ``out_dir``; ``callbacks``: extra ``TrainerCallback`` objects.
 
     ``{"prompt", "completion"}`` rows are user/assistant turns through the model's chat template, with the
     loss on the completion only; ``{"text"}`` rows are plain language modelling (loss on every token, EOS
@@ -65,7 +67,9 @@ def sft_warm_start(
         completion_only_loss=not plain_text,
         disable_tqdm=True,
     )
-    trainer = SFTTrainer(model=str(policy_dir), args=args, train_dataset=data)
+    trainer = SFTTrainer(
+        model=str(policy_dir), args=args, train_dataset=data, callbacks=list(callbacks) or None
+    )
     trainer.train()
     out = Path(out_dir)
     trainer.save_model(str(out))

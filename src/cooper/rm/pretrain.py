@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,9 @@ def _metrics_fn(threshold: float):
 _REPORTED = ("accuracy", "precision", "recall", "f1", "roc_auc", "majority_baseline")
 
 
-def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
-    """Train, evaluate on the held-out rows, save the model to ``cfg.out``; returns the metrics."""
+def train_rm(cfg: RMTrainConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train, evaluate on the held-out rows, save the model to ``cfg.out``; returns the metrics.
+    ``callbacks``: extra ``TrainerCallback`` objects (the demo's progress display)."""
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     from cooper.rm.model import check_rm_dir
@@ -187,6 +189,7 @@ def train_rm(cfg: RMTrainConfig) -> dict[str, Any]:
         data_collator=DataCollatorWithPadding(rm.tokenizer),
         compute_loss_func=bce_loss,
         compute_metrics=_metrics_fn(cfg.threshold),
+        callbacks=list(callbacks) or None,
     )
     resume = cfg.resume and any((out / "checkpoints").glob("checkpoint-*"))
     if cfg.resume and not resume:
