@@ -165,6 +165,8 @@ class RMUpdater:
 
     def update(self, pairs: list[Pair]) -> dict[str, float]:
         """One RM step on ``pairs`` (the same list on every rank). Returns the step's metrics."""
+        import torch
+
         metrics = {"rm/valid_pairs": float(len(pairs)), "rm/skipped_update": 0.0}
         if not pairs:
             return metrics
@@ -191,8 +193,6 @@ class RMUpdater:
                         )
                         continue
                     if cfg.max_grad_norm:
-                        import torch
-
                         torch.nn.utils.clip_grads_with_norm_(
                             [p for p in model.parameters() if p.grad is not None], cfg.max_grad_norm, norm
                         )
