@@ -1,8 +1,13 @@
-"""Running the ``cooper`` command in-process as a user would: its exit code and everything the user sees."""
+"""Running the ``cooper`` command in-process as a user would (its exit code and everything the user sees), and
+loading a repository script (``bench/*.py``) as a module."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -26,3 +31,14 @@ def run_cli(
             rc = e.code if isinstance(e.code, int) else 1
     captured = capsys.readouterr()
     return rc, caplog.text + captured.out + captured.err
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """The Python file ``path`` imported as module ``name`` (registered in ``sys.modules`` first: dataclasses
+    look their module up while the file executes)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

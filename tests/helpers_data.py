@@ -3,10 +3,49 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 DIGITS = Path(__file__).resolve().parent.parent / "configs" / "data" / "digits.jsonl"
 DIGITS_INSTRUCTION = "Answer with the digit."
+
+
+def write_train_config(
+    path: Path,
+    out: Path,
+    *,
+    policy: Path,
+    rm: Path,
+    mode: str = "cooper",
+    negatives: list[str] | None = None,
+    **grpo: Any,
+) -> Path:
+    """A small ``cooper train`` config on DIGITS (16 prompts; 8 completions of at most 8 tokens per step; policy
+    and RM lr 1e-3; no KL) written to ``path`` as JSON, which is YAML; ``grpo`` adds or overrides GRPO keys."""
+    cooper: dict[str, Any] = {"rm_update": {"learning_rate": 1e-3}}
+    if negatives is not None:
+        cooper["negatives"] = negatives
+    cfg = {
+        "output_dir": str(out),
+        "policy": str(policy),
+        "seed": 0,
+        "data": {"files": [str(DIGITS)], "instruction": DIGITS_INSTRUCTION, "limit": 16},
+        "reward": {"mode": mode, "rm": None if mode == "rule" else str(rm), "rm_max_length": 96},
+        "cooper": cooper,
+        "monitor": {"plot": False},
+        "grpo": {
+            "learning_rate": 1e-3,
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 8,
+            "beta": 0.0,
+            **grpo,
+        },
+    }
+    path.write_text(json.dumps(cfg))
+    return path
+
 
 # User verifiers (``path/to/my_verifiers.py:function``) the tests of ``--verifier`` / ``reward.verifier`` share;
 # each reads a data column, so a test sees that the rows' other columns reach it.

@@ -16,7 +16,6 @@ What only a GPU shows (speed, memory, bf16, FSDP2 on CUDA) is not tested here.
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import math
 import os
@@ -28,20 +27,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers_cli import load_script
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "bench" / "gpu_check.sh"
 DRIVER = REPO / "bench" / "gpu_check.py"
 
 
-def _load_driver():
-    spec = importlib.util.spec_from_file_location("bench_gpu_check", DRIVER)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gpu_check = _load_driver()
+gpu_check = load_script(DRIVER, "bench_gpu_check")
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

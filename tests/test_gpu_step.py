@@ -9,7 +9,6 @@ Nothing here needs or uses a GPU; what only a GPU can show (speed, real memory) 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers_cli import load_script
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench" / "gpu_step.py"
 ACCEL_DIR = REPO / "configs" / "accelerate"
@@ -29,15 +30,7 @@ SCALING_DOC = REPO / "docs" / "scaling.md"
 PAPER_CONFIG = "configs/paper_qwen2.5_1.5b.yaml"
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu_step", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gpu_step = _load_bench()
+gpu_step = load_script(BENCH, "bench_gpu_step")
 
 
 # -- the benchmark's dry run ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ writes what each rank saw; the assertions here compare the ranks.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -31,13 +30,6 @@ STEPS = 3
 TIMEOUT_S = 240  # per launch; each takes ~10 s on an idle 2-core machine
 
 pytestmark = pytest.mark.slow
-
-
-def _worker_module():
-    spec = importlib.util.spec_from_file_location("mp_worker", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _torchrun(*args: str, expect_success: bool = True, nproc: int = WORLD) -> str:

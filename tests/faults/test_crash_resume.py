@@ -19,34 +19,12 @@ import pytest
 from cooper.utils.io import read_jsonl
 from cooper.utils.tiny import TinyPaths
 from faults.killer import Child, complete_lines
-from helpers_data import DIGITS, DIGITS_INSTRUCTION
+from helpers_data import write_train_config
 
 pytestmark = pytest.mark.slow
 
 
 # --- train ----------------------------------------------------------------------------------------------
-
-
-def _write_config(path: Path, out: Path, tiny: TinyPaths, mode: str, **grpo: Any) -> Path:
-    cfg = {
-        "output_dir": str(out),
-        "policy": str(tiny.policy_dir),
-        "seed": 0,
-        "data": {"files": [str(DIGITS)], "instruction": DIGITS_INSTRUCTION, "limit": 16},
-        "reward": {"mode": mode, "rm": None if mode == "rule" else str(tiny.rm_dir), "rm_max_length": 96},
-        "cooper": {"rm_update": {"learning_rate": 1e-3}},
-        "monitor": {"plot": False},
-        "grpo": {
-            "learning_rate": 1e-3,
-            "per_device_train_batch_size": 8,
-            "num_generations": 4,
-            "max_completion_length": 8,
-            "beta": 0.0,
-            **grpo,
-        },
-    }
-    path.write_text(json.dumps(cfg))  # JSON is YAML
-    return path
 
 
 def _checkpoints(out: Path) -> tuple[list[int], list[int]]:
@@ -76,7 +54,14 @@ def test_train_killed_during_and_between_checkpoint_writes_resumes_without_gaps(
 ) -> None:
     out = tmp_path / "run"
     max_steps = 8
-    config = _write_config(tmp_path / "c.yaml", out, tiny_paths, "cooper", max_steps=max_steps, save_steps=2)
+    config = write_train_config(
+        tmp_path / "c.yaml",
+        out,
+        policy=tiny_paths.policy_dir,
+        rm=tiny_paths.rm_dir,
+        max_steps=max_steps,
+        save_steps=2,
+    )
 
     def ckpt(name: str) -> Path:
         return out / name
@@ -138,7 +123,15 @@ def test_torn_checkpoints_are_skipped_with_a_warning(tiny_paths: TinyPaths, tmp_
     """Rule mode (no RM) writes the completion marker too; a checkpoint without it, or with a torn
     trainer_state.json, is skipped and the previous complete one is used; a torn metrics line is dropped."""
     out = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", out, tiny_paths, "rule", max_steps=3, save_steps=1)
+    config = write_train_config(
+        tmp_path / "c.yaml",
+        out,
+        policy=tiny_paths.policy_dir,
+        rm=tiny_paths.rm_dir,
+        mode="rule",
+        max_steps=3,
+        save_steps=1,
+    )
     first = Child(["train", str(config)], tmp_path / "first.log")
     assert first.wait() == 0, first.log[-3000:]
     assert _checkpoints(out) == ([1, 2, 3], [])
@@ -167,7 +160,14 @@ def test_checkpoint_rotation_keeps_a_complete_checkpoint_through_a_crash(
     tiny_paths: TinyPaths, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    config = _write_config(tmp_path / "c.yaml", out, tiny_paths, "cooper", max_steps=4, save_steps=1)
+    config = write_train_config(
+        tmp_path / "c.yaml",
+        out,
+        policy=tiny_paths.policy_dir,
+        rm=tiny_paths.rm_dir,
+        max_steps=4,
+        save_steps=1,
+    )
     child = Child(["train", str(config), "--grpo.save_total_limit", "1"], tmp_path / "train.log")
     if not child.kill_when(lambda: (out / "checkpoint-3" / ".cooper_rm.tmp").is_dir()):
         pytest.fail(f"the run ended before the kill:\n{child.log[-3000:]}")  # not the expected failure

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from faults.killer import Child, complete_lines
-from helpers_data import DIGITS, DIGITS_INSTRUCTION
+from helpers_data import write_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -28,27 +28,17 @@ MAX_STEPS = 8
 
 
 def _config(path: Path, out: Path, policy: Path, rm: Path) -> Path:
-    cfg = {
-        "output_dir": str(out),
-        "policy": str(policy),
-        "seed": 0,
-        "data": {"files": [str(DIGITS)], "instruction": DIGITS_INSTRUCTION, "limit": 16},
-        "reward": {"mode": "cooper", "rm": str(rm), "rm_max_length": 96},
-        "cooper": {"negatives": ["policy", "perturb"], "rm_update": {"learning_rate": 1e-3}},
-        "monitor": {"plot": False},
-        "grpo": {
-            "learning_rate": 1e-3,
-            "per_device_train_batch_size": 8,
-            "num_generations": 4,
-            "max_completion_length": 8,
-            "beta": 0.0,
-            "max_steps": MAX_STEPS,
-            "save_steps": 1,
-            "disable_tqdm": True,
-        },
-    }
-    path.write_text(json.dumps(cfg))  # JSON is YAML
-    return path
+    """Mode cooper on the warm-started policy (so that pairs form), a checkpoint every step."""
+    return write_train_config(
+        path,
+        out,
+        policy=policy,
+        rm=rm,
+        negatives=["policy", "perturb"],
+        max_steps=MAX_STEPS,
+        save_steps=1,
+        disable_tqdm=True,
+    )
 
 
 def _is_timing(key: str) -> bool:
