@@ -163,9 +163,12 @@ def test_the_arms_give_the_same_numbers_in_this_process_or_in_parallel_workers(t
     reports = {}
     for workers in (1, 3):
         out = tmp_path / f"w{workers}"
-        assert main(["demo", "--quick", "--out", str(out), "--workers", str(workers)]) == 0
+        args = ["demo", "--quick", "--out", str(out), "--workers", str(workers), "--first-seed", "4"]
+        assert main(args) == 0
         reports[workers] = json.loads((out / "report.json").read_text())
         assert reports[workers]["workers"] == workers
+        assert reports[workers]["seeds"] == [4]  # --first-seed: the unseen-seeds check
+        assert (out / "work" / "cooper-4" / "metrics.jsonl").is_file()
     for key in ("arms", "sft_accuracy", "rm_probe", "eval_history", "cooper_gap_after_warmup"):
         assert reports[1][key] == reports[3][key], key
 
@@ -209,3 +212,26 @@ def test_backbone_texts_state_number_words_in_the_asked_share():
         assert digits != word  # the reference, in exactly one of its two forms
         words += word
     assert 0.2 < words / len(problems) < 0.4
+
+
+def test_demo_tokenizer_knows_the_tasks_words_and_keeps_digits_apart(tmp_path):
+    """The demo trains its tokenizer on its own task text: a word of the task is one token (as in a real
+    tokenizer), a number is still one token per digit, and every text round-trips."""
+    from transformers import AutoTokenizer
+
+    from cooper.demo.pipeline import DemoSettings, build_models, build_task, tokenizer_corpus
+    from cooper.utils.tiny import build_tokenizer
+
+    s = DemoSettings.quick()
+    train, _ = build_task(s)
+    corpus = tokenizer_corpus(train, seed=0)
+    assert len(corpus) == 4 * len(train) and any(CHECK_WORD in t for t in corpus)
+    tok_dir, policy_dir = build_models(train, s, tmp_path)
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    generic = build_tokenizer()
+    text = f"{train[0].question} 12 + 7 = 19. The answer is 19."
+    ours, theirs = tok.tokenize(text), generic.tokenize(text)
+    assert len(ours) < len(theirs)  # the task's words merge; the generic corpus never saw them
+    assert "Ġanswer" in ours and [t for t in ours if t.strip("Ġ").isdigit()].count("1") >= 2  # digit by digit
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    assert AutoTokenizer.from_pretrained(policy_dir).get_vocab() == tok.get_vocab()

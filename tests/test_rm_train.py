@@ -225,6 +225,45 @@ def test_train_rm_learns_the_reference_comparison(tiny_paths: TinyPaths, tmp_pat
     assert roc_auc(probs, [r["label"] for r in fresh]) > 0.7
 
 
+@pytest.mark.parametrize("group", [False, True])
+def test_group_by_length_batches_rows_of_similar_length(
+    group: bool, monkeypatch: pytest.MonkeyPatch, tiny_paths: TinyPaths, tmp_path: Path
+) -> None:
+    """``--group-by-length`` hands the Trainer transformers' LengthGroupedSampler: each batch then holds rows
+    of similar length (less padding); without it the order is random and batches mix lengths."""
+    from transformers import DataCollatorWithPadding
+
+    rng = random.Random(0)
+    rows = [  # lengths from a few tokens to about a hundred, labels mixed
+        {"question": "Q?", "reference": "3", "completion": "x " * rng.randint(1, 60) + "3", "label": i % 2}
+        for i in range(96)
+    ]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    batches: list[list[int]] = []
+    real_call = DataCollatorWithPadding.__call__
+
+    def spy(self, features):  # record every training batch's row lengths
+        batches.append([len(f["input_ids"]) for f in features])
+        return real_call(self, features)
+
+    monkeypatch.setattr(DataCollatorWithPadding, "__call__", spy)
+    cfg = RMTrainConfig(
+        data=[str(data)],
+        out=str(tmp_path / "rm"),
+        model=str(tiny_paths.rm_dir),
+        epochs=1,
+        batch_size=8,
+        max_length=160,
+        eval_split=0.0,
+        group_by_length=group,
+    )
+    train_rm(cfg)
+    assert len(batches) == 12
+    spread = sum(max(b) - min(b) for b in batches) / len(batches)
+    assert (spread < 20) if group else (spread > 40), spread
+    assert json.loads((tmp_path / "rm" / "train_rm_config.json").read_text())["group_by_length"] is group
+
+
 def test_training_loads_fp32_weights(
     monkeypatch: pytest.MonkeyPatch, tiny_paths: TinyPaths, tmp_path: Path
 ) -> None:

@@ -144,7 +144,13 @@ def _add_demo(sub: Subparsers) -> None:
         action="store_true",
         help="a smoke run of about 20-30 s on 2 CPU cores (does not show the effect)",
     )
-    p.add_argument("--seeds", type=int, default=3, help="RL seeds per arm (default 3)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="RL seeds per arm (default 3)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the RL seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1 (default 0; e.g. 3 to confirm on unseen seeds)",
+    )
     p.add_argument(
         "--workers",
         type=_positive_int,
@@ -180,6 +186,11 @@ def _add_train_rm(sub: Subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--max-length", type=int, default=1024, help="RM input budget in tokens")
+    p.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="batches of rows of similar length: less padding, faster on CPU (another data order)",
+    )
     p.add_argument("--save-steps", type=int, default=200, help="checkpoint (and eval) every N steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=0.5, help="P(correct) threshold for accuracy/precision")

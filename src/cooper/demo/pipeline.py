@@ -40,7 +40,9 @@ class DemoSettings:
 
     problems: int = 1400
     heldout: int = 200
-    sft_steps: int = 300
+    # 250 steps: with the demo's own tokenizer (build_models) the policy learns faster than on the generic tiny
+    # one; measured held-out accuracy 0.16 after 150 steps, 0.20 after 200, 0.42 after 250, 0.57 after 300
+    sft_steps: int = 250
     sft_correct_share: float = 0.55
     # share of the correct SFT solutions that carry a verification step ("Check: r + c = s.") before the
     # answer
@@ -62,14 +64,24 @@ class DemoSettings:
     # 5, 6, 10 and 11, but 0.2-0.45 vs 0.1-0.3 for 3, 4, 7, 8 and 9; after 10, 0.75-0.99 vs 0.0-0.16 for all
     # but 9 (with the number-word backbone below: 0.97-1.0 vs 0.0 for 0-9, but 0.02 vs 0.06 for 10 and 0.85 vs
     # 0.41 for 11, the rarest answers). Fewer epochs at a higher learning rate (5 at 1e-3) or batch 32 did not
-    # learn it.
+    # learn it. Re-measured for issue 19 (the demo's tokenizer, MLP 512, length-grouped batches): 6 epochs at
+    # 8e-4 learned to compare on one annotation set (correct 0.92 vs wrong 0.01) but not on two others (0.17
+    # vs 0.17, 0.30 vs 0.25), 4 at 1e-3 did not (0.27 vs 0.27); 10 at 5e-4 did (0.87 vs 0.02).
     rm_epochs: float = 10.0
     rm_lr: float = 5e-4
     rm_batch_size: int = 16
     # The RM needs more width than the policy to learn "final answer == reference" (with the default
-    # 128-wide, 4-head tiny classifier it only learns the format; measured ROC-AUC 0.71 vs 0.92).
+    # 128-wide, 4-head tiny classifier it only learns the format; measured ROC-AUC 0.71 vs 0.92; again for
+    # issue 19 with the number-word backbone: 128 wide, MLP 512, 10 epochs: correct 0.37 vs wrong 0.22).
     rm_hidden: int = 256
     rm_heads: int = 8
+    # The MLP's width: 512 (2 x rm_hidden) rather than transformers' usual 4 x, a third less compute in every
+    # RM phase. Measured for issue 19 on the same SFT policy: 512 gave held-out accuracy 0.926 and probe
+    # 0.87/0.02/0.89 (correct/wrong/wrong with a check step), 1024 gave 0.958 and 0.97/0.01/0.90 in 45% more
+    # time, and its stronger shortcut hacked cooper at seed 0 (cooper 0.444 over seeds 0-2, against 0.505)
+    rm_intermediate: int = 512
+    # RM pre-training batches of rows of similar length (transformers' LengthGroupedSampler): less padding
+    rm_group_by_length: bool = True
     # VerifyRM starts from a pretrained LM. The demo's stand-in: a tiny LM trained on RM-template texts whose
     # stated answer is always the reference, so it learns to look the reference up. Trained from random
     # init instead, the RM cannot learn "answer == reference" from pairs within a run (measured held-out
@@ -83,13 +95,14 @@ class DemoSettings:
     # seed 2 (without it 4.1, 6.0 and 0.3 below).
     rm_backbone_word_share: float = 0.3
     rm_backbone_lr: float = 2e-3
-    # 40 steps at 1.25e-4 rather than 50 at 1e-4: the same held-out accuracies at seed 0 (cooper 0.468 vs
-    # 0.460, rule 0.509 vs 0.507) in 20% less time, which the 15-minute budget needs
-    rl_steps: int = 40
+    # 24 steps at 2e-4 (before: 40 at 1.25e-4), for the five-minute budget (issue 19); see docs/demo.md
+    rl_steps: int = 24
     rl_prompts_per_step: int = 16
     rl_generations: int = 8
-    rl_lr: float = 1.25e-4
-    rm_update_lr: float = 6e-4
+    rl_lr: float = 2e-4
+    # 3e-4: with 6e-4 and 1.2e-3 the RM's pair accuracy fell after its first updates (0.86 -> 0.5) and cooper
+    # ended at 0.465/0.467 over seeds 0-2; with 3e-4 at 0.505 (2e-4 x 2 epochs: 0.505)
+    rm_update_lr: float = 3e-4
     rm_update_epochs: int = 1
     # weight of the pointwise anchor: keeps the RM's P(correct) calibrated, so the hacking gap means something
     rm_update_pointwise: float = 3.0
@@ -102,7 +115,7 @@ class DemoSettings:
     # advantages (measured with 60 RL steps at seeds 0/1: cooper 0.536/0.465 with "group", 0.551/0.527 with
     # "batch"; rule 0.539/0.544 and 0.539/0.521).
     scale_rewards: str = "batch"
-    eval_every: int = 10
+    eval_every: int = 8
     task_seed: int = 1234
 
     @classmethod
@@ -228,6 +241,30 @@ def periodic_eval_callback(
 
 
 # -- phases -----------------------------------------------------------------------------------------
+def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
+    """The task's own text for the demo's tokenizer: each problem's question, a correct solution (some with a
+    check step or a number word) and a flawed one, and the RM template around them, so that the task's words
+    are single tokens as a real tokenizer's would be (numbers stay one token per digit)."""
+    from cooper.rm.template import format_rm_text
+
+    rng = random.Random(seed)
+    lines = []
+    for p in problems:
+        good = solution(p, rng, word_share=0.3, check=rng.random() < 0.5)
+        bad = flawed_solution(p, rng)
+        lines += [p.question, good, bad, format_rm_text(p.question, p.reference, good)]
+    return lines
+
+
+def build_models(train: list[Problem], s: DemoSettings, out: Path) -> tuple[Path, Path]:
+    """The demo's tokenizer (the tiny maths corpus plus :func:`tokenizer_corpus` of the training problems) and
+    its random-init policy; returns ``(tokenizer_dir, policy_dir)``."""
+    from cooper.utils.tiny import build_causal_lm, build_tokenizer
+
+    tok = build_tokenizer(out / "tokenizer", extra_corpus=tokenizer_corpus(train, s.task_seed + 4))
+    return out / "tokenizer", build_causal_lm(out / "policy", tokenizer=tok)
+
+
 def build_task(s: DemoSettings) -> tuple[list[Problem], list[Problem]]:
     problems = make_problems(s.problems, s.task_seed)
     return problems[s.heldout :], problems[: s.heldout]
@@ -358,6 +395,7 @@ def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Pa
         out,
         tokenizer=tok,
         hidden_size=s.rm_hidden,
+        intermediate_size=s.rm_intermediate,
         num_layers=2,
         num_heads=s.rm_heads,
         num_kv_heads=s.rm_heads,
@@ -423,6 +461,7 @@ def rm_phase(
         learning_rate=s.rm_lr,
         batch_size=s.rm_batch_size,
         max_length=160,
+        group_by_length=s.rm_group_by_length,
         save_steps=10_000,
         seed=s.task_seed,
     )

@@ -17,16 +17,16 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Reference seconds per unit of each phase: `cooper demo --workers 1` on the 2-core development machine,
-# 2026-11-30 (report.json's phase_seconds divided by the phase's units). The ETA needs only their ratios.
+# Reference seconds per unit of each phase: `cooper demo` (2 worker processes) on the 2-core development
+# machine, 2026-11-30 (report.json's phase_seconds divided by the phase's units). The ETA needs only their ratios.
 SECONDS_PER_UNIT = {
-    "models and task": 1.7,  # one unit
-    "SFT warm start": 0.216,  # per SFT step (its held-out evaluation included)
-    "hybrid annotation": 7.9,  # one unit: sampling the SFT policy and labelling
-    "RM backbone": 0.30,  # per backbone step
-    "RM pre-training": 0.165,  # per optimizer step (the shortcut probe included)
-    "RL arms": 1.64,  # per RL step of one arm, its periodic evaluations included
-    "report": 3.5,  # one unit: final RM probes, plots, report files
+    "models and task": 2.0,  # one unit
+    "SFT warm start": 0.26,  # per SFT step (its held-out evaluation included)
+    "hybrid annotation": 8.5,  # one unit: sampling the SFT policy and labelling
+    "RM backbone": 0.055,  # per backbone step: the wait for the worker that trains it beside SFT
+    "RM pre-training": 0.08,  # per optimizer step (the shortcut probe included)
+    "RL arms": 1.0,  # per RL step of one arm, its periodic evaluations included, 2 arms at a time
+    "report": 5.0,  # one unit: final RM probes, plots, report files
 }
 
 

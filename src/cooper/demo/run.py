@@ -341,6 +341,7 @@ def run_demo(
     *,
     quick: bool = False,
     seeds: int = 3,
+    first_seed: int = 0,
     readme: str | Path | None = None,
     workers: int | None = None,
 ) -> dict[str, Any]:
@@ -354,7 +355,7 @@ def run_demo(
     shutil.rmtree(out / "work", ignore_errors=True)  # every demo run starts from scratch
     out.mkdir(parents=True, exist_ok=True)
     s = P.DemoSettings.quick() if quick else P.DemoSettings()
-    seed_list = list(range(1 if quick else seeds))
+    seed_list = list(range(first_seed, first_seed + (1 if quick else seeds)))
     jobs = [(arm, seed) for arm in ("cooper", "static_rm", "rule") for seed in seed_list]  # longest first
     cores = workers or (1 if quick else P.available_cores())  # the quick run's 3 short arms: start-up > gain
     progress = DemoProgress(
@@ -407,21 +408,19 @@ def _run_phases(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cooper.utils.tiny import tiny_models
-
     work = out / "work"
     progress.start("models and task")
-    paths = tiny_models(work / "tiny")
     train, held = P.build_task(s)
+    tokenizer_dir, policy_dir = P.build_models(train, s, work / "models")
     train_file = write_jsonl(work / "train.jsonl", P.problem_rows(train))
     write_jsonl(work / "heldout.jsonl", P.problem_rows(held))  # for `cooper eval --data`
-    backbone = pool.submit(P.build_rm, paths.tokenizer_dir, train, s, work / "rm-base")  # beside SFT
+    backbone = pool.submit(P.build_rm, tokenizer_dir, train, s, work / "rm-base")  # beside SFT
 
     threads = torch.get_num_threads()
     if pool.pool is not None:  # a worker builds the backbone meanwhile: leave it a core
         torch.set_num_threads(max(1, min(threads, pool.workers - 1)))
     progress.start("SFT warm start")
-    sft_dir = P.sft_phase(paths.policy_dir, train, s, work / "sft", callbacks=[step_callback(progress)])
+    sft_dir = P.sft_phase(policy_dir, train, s, work / "sft", callbacks=[step_callback(progress)])
     sft_acc = P.heldout_accuracy(
         AutoModelForCausalLM.from_pretrained(sft_dir),
         AutoTokenizer.from_pretrained(sft_dir),
@@ -509,6 +508,7 @@ def run_cli(args: argparse.Namespace) -> int:
         args.out,
         quick=args.quick,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         readme=args.readme,
         workers=getattr(args, "workers", None),
     )

@@ -42,6 +42,8 @@ class RMTrainConfig:
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     max_length: int = 1024
+    # batches of rows of similar length (transformers' LengthGroupedSampler): less padding, another order
+    group_by_length: bool = False
     seed: int = 0
     logging_steps: int = 10
     save_steps: int = 200
@@ -177,6 +179,7 @@ def train_rm(cfg: RMTrainConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any
         eval_steps=cfg.save_steps if eval_rows else None,
         seed=cfg.seed,
         report_to=cfg.report_to,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         **trainer_precision(),
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -223,6 +226,7 @@ def run_cli(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         max_length=args.max_length,
+        group_by_length=args.group_by_length,
         save_steps=args.save_steps,
         seed=args.seed,
         threshold=args.threshold,
