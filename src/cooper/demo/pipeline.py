@@ -6,10 +6,14 @@ Every phase uses the library's own code paths (``cooper.rl.sft``, ``cooper.annot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import random
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -463,6 +467,7 @@ def rm_phase(
         max_length=160,
         group_by_length=s.rm_group_by_length,
         save_steps=10_000,
+        progress_bar=False,  # the demo's own progress line covers it
         seed=s.task_seed,
     )
     metrics = train_rm(cfg, callbacks=callbacks or ())
@@ -531,8 +536,6 @@ def arm_phase(
 # -- independent work in parallel processes ---------------------------------------------------------------
 def available_cores() -> int:
     """The cores this process may run on (``taskset`` and container limits included)."""
-    import os
-
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
@@ -541,9 +544,7 @@ def available_cores() -> int:
 
 def _worker_init() -> None:
     """Each worker computes on one thread: tiny models are bound by per-operation overhead, so processes, not
-    threads, use the cores; its log is quiet (the parent reports progress)."""
-    import os
-
+    threads, use the cores; it is quiet (the parent reports progress; warnings and errors still show)."""
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     import torch
@@ -552,6 +553,36 @@ def _worker_init() -> None:
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("cooper", "transformers", "trl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _show_progress_bars(False)  # as quiet_trainers, for the worker's whole life
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - open until the worker exits
+
+
+def _show_progress_bars(show: bool) -> bool:
+    """Turn the progress bars of transformers and datasets on or off; returns whether they were on."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()
+    if show:
+        hf_logging.enable_progress_bar()
+        datasets.enable_progress_bars()
+    else:
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+    return was_on
+
+
+@contextlib.contextmanager
+def quiet_trainers() -> Iterator[None]:
+    """Without the trainers' printed log dicts (stdout) and the progress bars of transformers (loading, saving)
+    and datasets (tokenizing): the demo's progress line stands for them. ``metrics.jsonl`` and the logs keep
+    every value."""
+    bars_were_on = _show_progress_bars(False)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        _show_progress_bars(bars_were_on)
 
 
 class Workers:

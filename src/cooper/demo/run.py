@@ -381,7 +381,8 @@ def run_demo(
     )
     pool = P.Workers(min(cores, len(jobs)))
     try:
-        report = _run_phases(out, s, seed_list, jobs, pool, progress, quick)
+        with P.quiet_trainers():  # the progress line is the run's one display
+            report = _run_phases(out, s, seed_list, jobs, pool, progress, quick)
     finally:
         pool.close()
     report["phase_seconds"] = progress.finish()

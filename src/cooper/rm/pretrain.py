@@ -53,6 +53,7 @@ class RMTrainConfig:
     skip_invalid: bool = False
     trust_remote_code: bool = False
     report_to: str = "none"
+    progress_bar: bool = True  # the Trainer's tqdm bar (the demo shows its own progress line instead)
 
     def __post_init__(self) -> None:
         if not self.data:
@@ -180,6 +181,7 @@ def train_rm(cfg: RMTrainConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any
         seed=cfg.seed,
         report_to=cfg.report_to,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        disable_tqdm=not cfg.progress_bar,
         **trainer_precision(),
         remove_unused_columns=False,
         dataloader_num_workers=0,
