@@ -13,7 +13,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -378,10 +378,16 @@ def backbone_texts(problems: list[Problem], rng: random.Random, word_share: floa
     return texts
 
 
-def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Path) -> Path:
+def build_rm(
+    tokenizer_dir: Path,
+    train: list[Problem],
+    s: DemoSettings,
+    out: Path,
+    on_step: Callable[[], None] | None = None,
+) -> Path:
     """The demo's VerifyRM backbone: a tiny causal LM, wider than the policy (``DemoSettings.rm_hidden``),
     pre-trained on :func:`backbone_texts` with a fresh text for every row it sees. ``cooper train-rm`` puts a
-    fresh one-logit head on it.
+    fresh one-logit head on it. ``on_step`` is called after every step (the demo's progress, in-process).
 
     A plain PyTorch loop rather than TRL's ``SFTTrainer``, and that is measured, not taste: backbones trained with
     ``SFTTrainer`` on the same texts (two runs, 3 and then 9,600 distinct texts) copied the reference as well
@@ -426,6 +432,8 @@ def build_rm(tokenizer_dir: Path, train: list[Problem], s: DemoSettings, out: Pa
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        if on_step is not None:
+            on_step()
         if step % 50 == 0 or step == steps - 1:
             log.info("RM backbone LM step %d/%d loss %.3f", step + 1, steps, loss.item())
     model.save_pretrained(out)

@@ -415,7 +415,9 @@ def _run_phases(
     tokenizer_dir, policy_dir = P.build_models(train, s, work / "models")
     train_file = write_jsonl(work / "train.jsonl", P.problem_rows(train))
     write_jsonl(work / "heldout.jsonl", P.problem_rows(held))  # for `cooper eval --data`
-    backbone = pool.submit(P.build_rm, tokenizer_dir, train, s, work / "rm-base")  # beside SFT
+    # beside SFT in a worker; with one worker, here when its result is asked for, advancing the progress line
+    in_process = (progress.advance,) if pool.pool is None else ()
+    backbone = pool.submit(P.build_rm, tokenizer_dir, train, s, work / "rm-base", *in_process)
 
     threads = torch.get_num_threads()
     if pool.pool is not None:  # a worker builds the backbone meanwhile: leave it a core
