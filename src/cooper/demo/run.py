@@ -279,7 +279,7 @@ def readme_block(report: dict[str, Any], image_dir: str) -> str:
     lines = [
         README_START,
         f"From `cooper demo` on {report.get('machine', 'this machine')}: seeds {report['seeds']}, "
-        f"{report['seconds']:.0f} s wall, peak RSS {_fmt_mb(report.get('peak_rss_mb'))}; held-out accuracy by the "
+        f"{report['seconds']:.0f} s wall, peak RSS {_rss(report)}; held-out accuracy by the "
         f"exact checker ({report['settings']['eval_samples']} samples per problem at T=0.7 on "
         f"{report['heldout_problems']} problems), averaged over seeds. Written by the command; do not edit.",
         "",
@@ -307,8 +307,12 @@ def _phases_line(report: dict[str, Any]) -> str:
     )
 
 
-def _fmt_mb(x: float | None) -> str:
-    return "—" if x is None else f"{x:.0f} MB"
+def _rss(report: dict[str, Any]) -> str:
+    """The peak resident memory as measured: with worker processes, an upper bound over all of them."""
+    mb, workers = report.get("peak_rss_mb"), report.get("workers", 1)
+    if mb is None:
+        return "—"
+    return f"{mb:.0f} MB" if workers == 1 else f"at most {mb:.0f} MB ({workers + 1} processes together)"
 
 
 def update_readme(readme: Path, report: dict[str, Any], image_dir: str) -> None:
