@@ -53,3 +53,25 @@ def test_lines_are_throttled() -> None:
         clock.t = float(i)
         p.advance()
     assert len(lines) == 1 + 2  # at 10 s and 20 s
+
+
+def test_reference_weights_follow_the_layout():
+    """One process: every phase runs here, the backbone and the arms one after another; with workers the
+    backbone is only waited for and the arms share the processes."""
+    from cooper.demo.progress import (
+        SECONDS_PER_UNIT,
+        SECONDS_PER_UNIT_ONE_PROCESS,
+        reference_weights,
+    )
+
+    assert list(SECONDS_PER_UNIT) == list(SECONDS_PER_UNIT_ONE_PROCESS)
+    one, two, four = reference_weights(1), reference_weights(2), reference_weights(4)
+    assert one == SECONDS_PER_UNIT_ONE_PROCESS and two == SECONDS_PER_UNIT
+    assert one["RM backbone"] > 3 * two["RM backbone"] and one["RL arms"] > 1.5 * two["RL arms"]
+    assert four["RL arms"] == pytest.approx(two["RL arms"] / 2)
+    assert reference_weights(20)["RL arms"] == pytest.approx(two["RL arms"] * 2 / 9)  # 9 jobs at most
+    assert {k: v for k, v in four.items() if k != "RL arms"} == {
+        k: v for k, v in two.items() if k != "RL arms"
+    }
+    four["SFT warm start"] = 0.0  # a copy: the module's tables stay as they are
+    assert reference_weights(4)["SFT warm start"] == SECONDS_PER_UNIT["SFT warm start"]

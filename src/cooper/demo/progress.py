@@ -17,17 +17,36 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Reference seconds per unit of each phase: `cooper demo` (2 worker processes) on the 2-core development
-# machine, 2026-11-30 (report.json's phase_seconds divided by the phase's units). The ETA needs only their ratios.
-SECONDS_PER_UNIT = {
-    "models and task": 2.0,  # one unit
-    "SFT warm start": 0.26,  # per SFT step (its held-out evaluation included)
-    "hybrid annotation": 8.5,  # one unit: sampling the SFT policy and labelling
-    "RM backbone": 0.055,  # per backbone step: the wait for the worker that trains it beside SFT
-    "RM pre-training": 0.08,  # per optimizer step (the shortcut probe included)
-    "RL arms": 1.0,  # per RL step of one arm, its periodic evaluations included, 2 arms at a time
-    "report": 5.0,  # one unit: final RM probes, plots, report files
+# Reference seconds per unit of each phase (report.json's phase_seconds divided by the phase's units), measured
+# 2026-11-30 on the 2-core development machine in the two layouts `cooper demo` has. The ETA needs only ratios.
+SECONDS_PER_UNIT = {  # worker processes (`cooper demo`, 2 workers)
+    "models and task": 1.7,  # one unit
+    "SFT warm start": 0.264,  # per SFT step (one thread; its held-out evaluation included)
+    "hybrid annotation": 7.8,  # one unit: sampling the SFT policy and labelling
+    "RM backbone": 0.061,  # per backbone step: the wait for the worker that trains it beside SFT
+    "RM pre-training": 0.082,  # per optimizer step (the shortcut probe included)
+    "RL arms": 1.117,  # per RL step of one arm, its evaluations included, 2 arms at a time
+    "report": 3.2,  # one unit: final RM probes, plots, report files
 }
+SECONDS_PER_UNIT_ONE_PROCESS = {  # every phase in one process (`taskset -c 1 cooper demo`, one core)
+    "models and task": 1.8,
+    "SFT warm start": 0.264,
+    "hybrid annotation": 8.5,
+    "RM backbone": 0.285,  # per backbone step, trained here
+    "RM pre-training": 0.131,
+    "RL arms": 2.037,  # one arm at a time
+    "report": 3.2,
+}
+
+
+def reference_weights(workers: int) -> dict[str, float]:
+    """The reference seconds per unit for a run with ``workers`` processes: the one-process table, or the
+    two-worker one with the RL arms spread over ``workers`` processes instead of 2 (9 jobs at most)."""
+    if workers <= 1:
+        return dict(SECONDS_PER_UNIT_ONE_PROCESS)
+    weights = dict(SECONDS_PER_UNIT)
+    weights["RL arms"] *= 2 / min(workers, 9)
+    return weights
 
 
 @dataclass

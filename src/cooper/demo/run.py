@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.demo import pipeline as P
-from cooper.demo.progress import DemoProgress, step_callback
+from cooper.demo.progress import DemoProgress, reference_weights, step_callback
 from cooper.rl.plots import metric_points, plot_lines
 from cooper.utils.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 
@@ -362,6 +362,7 @@ def run_demo(
     seed_list = list(range(first_seed, first_seed + (1 if quick else seeds)))
     jobs = [(arm, seed) for arm in ("cooper", "static_rm", "rule") for seed in seed_list]  # longest first
     cores = workers or (1 if quick else P.available_cores())  # the quick run's 3 short arms: start-up > gain
+    n_workers = max(1, min(cores, len(jobs)))
     progress = DemoProgress(
         {
             "models and task": 1,
@@ -381,9 +382,10 @@ def run_demo(
             ),
             "RL arms": len(jobs) * s.rl_steps,
             "report": 1,
-        }
+        },
+        weights=reference_weights(n_workers),
     )
-    pool = P.Workers(min(cores, len(jobs)))
+    pool = P.Workers(n_workers)
     try:
         with P.quiet_trainers():  # the progress line is the run's one display
             report = _run_phases(out, s, seed_list, jobs, pool, progress, quick)
