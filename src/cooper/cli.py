@@ -45,14 +45,22 @@ def _reference_answer(value: str) -> str:
     return value
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value!r}")
-    return n
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number >= ``minimum``."""
+
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = minimum - 1
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {value!r}")
+        return n
+
+    return parse
+
+
+_positive_int = _whole_number(1)
 
 
 def _timeout_seconds(value: str) -> float:
@@ -147,7 +155,7 @@ def _add_demo(sub: Subparsers) -> None:
     p.add_argument("--seeds", type=_positive_int, default=3, help="RL seeds per arm (default 3)")
     p.add_argument(
         "--first-seed",
-        type=int,
+        type=_whole_number(0),  # seeds below 0 fail deep in numpy, minutes into the run
         default=0,
         help="the RL seeds are FIRST_SEED .. FIRST_SEED + SEEDS - 1 (default 0; e.g. 3 to confirm on unseen seeds)",
     )

@@ -248,3 +248,23 @@ def test_demo_help_gives_the_quick_runs_real_duration(
     assert rc == 0
     flat = " ".join(text.split())
     assert "few minutes" not in flat and "about 20-30 s on 2 CPU cores" in flat
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "minimum"),
+    [("--first-seed", "-1", 0), ("--seeds", "0", 1), ("--workers", "two", 1)],
+)
+def test_demo_refuses_bad_counts_before_any_work(
+    flag: str,
+    value: str,
+    minimum: int,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A seed below 0 used to pass the parser and fail in numpy's seeding, minutes into the run."""
+    out = tmp_path / "demo"
+    rc, text = _run(["demo", "--quick", "--out", str(out), flag, value], caplog, capsys)
+    assert rc == 2
+    assert flag in text and f"must be a whole number >= {minimum}, got '{value}'" in text
+    assert _files_under(out) == []
