@@ -561,21 +561,23 @@ def _worker_init() -> None:
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("cooper", "transformers", "trl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    _show_progress_bars(False)  # as quiet_trainers, for the worker's whole life
+    _show_progress_bars((False, False))  # as quiet_trainers, for the worker's whole life
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - open until the worker exits
 
 
-def _show_progress_bars(show: bool) -> bool:
-    """Turn the progress bars of transformers and datasets on or off; returns whether they were on."""
+def _show_progress_bars(show: tuple[bool, bool]) -> tuple[bool, bool]:
+    """Turn the progress bars of (transformers, datasets) on or off; returns whether each was on."""
     import datasets
     from transformers.utils import logging as hf_logging
 
-    was_on = hf_logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()
-    if show:
+    was_on = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    if show[0]:
         hf_logging.enable_progress_bar()
-        datasets.enable_progress_bars()
     else:
         hf_logging.disable_progress_bar()
+    if show[1]:
+        datasets.enable_progress_bars()
+    else:
         datasets.disable_progress_bars()
     return was_on
 
@@ -585,7 +587,7 @@ def quiet_trainers() -> Iterator[None]:
     """Without the trainers' printed log dicts (stdout) and the progress bars of transformers (loading, saving)
     and datasets (tokenizing): the demo's progress line stands for them. ``metrics.jsonl`` and the logs keep
     every value."""
-    bars_were_on = _show_progress_bars(False)
+    bars_were_on = _show_progress_bars((False, False))
     try:
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             yield
