@@ -1,10 +1,11 @@
 """One progress display for the whole demo: the phase, the share of the work done, and an ETA.
 
 The work is counted in units per phase (SFT steps, RM pre-training steps, RL steps summed over the arms...),
-each unit weighted by the seconds it took on the reference machine (:data:`SECONDS_PER_UNIT`). The share done
-is the weighted units done over all of them; the ETA scales the reference seconds still ahead by how fast
-this machine has been so far (elapsed / reference seconds of the work done), so it corrects itself on a
-faster or slower machine. Pure bookkeeping: the clock and the output are injected.
+each unit weighted by the seconds it took on the reference machine in the run's layout
+(:func:`reference_weights`). The share done is the weighted units done over all of them; the ETA scales the
+reference seconds still ahead by how fast this machine has been so far (elapsed / reference seconds of the
+work done), so it corrects itself on a faster or slower machine. Pure bookkeeping: the clock and the output
+are injected.
 """
 
 from __future__ import annotations
