@@ -288,6 +288,24 @@ def test_length_mismatch_is_an_error():
         is_correct_batch(["a", "b"], ["1"])
 
 
+def test_identical_items_are_judged_once_and_each_gets_its_own_verdict():
+    """A GRPO group often repeats a completion: the pool judges each distinct (response, reference, fields)
+    once. A different reference or answer type is a different item."""
+    pool = VerifierPool(workers=1)
+    try:
+        responses = ["\\boxed{2}", "\\boxed{2}", "\\boxed{3}", "\\boxed{2}", "\\boxed{B}", "\\boxed{B}"]
+        references = ["2", "2", "2", "3", "B", "B"]
+        fields = [{}, {}, {}, {}, {"answer_type": "choice"}, {"answer_type": "string"}]
+        out = pool.run(responses, references, timeout_s=5.0, fields=fields)
+        assert [v["correct"] for v in out] == [True, True, False, False, True, True]
+        assert pool.stats["items"] == 6 and pool.stats["duplicates"] == 1
+        assert len(pool.last_item_ms) == 5  # the five distinct items were judged
+        out[0]["correct"] = "changed"  # one verdict is not another's
+        assert out[1]["correct"] is True
+    finally:
+        pool.close()
+
+
 def test_a_hung_worker_is_killed_and_replaced():
     """A worker that stops answering (SIGSTOP stands in for a hang in C code) costs one item, no more."""
     pool = VerifierPool(workers=1)

@@ -104,8 +104,9 @@ class VerifierPool:
         self.pid = os.getpid()
         self.workers: list[_Worker] = []
         self.lock = threading.Lock()
-        self.last_item_ms: list[float] = []  # time each item of the last batch took in its worker
-        self.stats = {"items": 0, "timeouts": 0, "worker_restarts": 0, "worker_crashes": 0}
+        self.last_item_ms: list[float] = []  # time each distinct item of the last batch took in its worker
+        # items: every item asked for; duplicates: those answered by an identical item's verdict
+        self.stats = {"items": 0, "duplicates": 0, "timeouts": 0, "worker_restarts": 0, "worker_crashes": 0}
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -160,7 +161,8 @@ class VerifierPool:
         fields: list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Verdict dicts (see :func:`cooper.verify.rule.judge`) in input order, from ``verifier`` with each
-        item's row ``fields``. A user's verifier that fails or runs past the deadline raises VerifierError."""
+        item's row ``fields``. A user's verifier that fails or runs past the deadline raises VerifierError.
+        Identical items are judged once and share the verdict (each caller gets its own copy)."""
         if len(responses) != len(references):
             raise ValueError(f"{len(responses)} responses but {len(references)} references")
         fields = fields if fields is not None else [{} for _ in responses]
@@ -170,19 +172,17 @@ class VerifierPool:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         from cooper.verify.rule import MAX_RESPONSE_CHARS
 
-        n = len(responses)
-        if n == 0:
+        if not responses:
             return []
-        items = [
-            [i, _as_text(r)[-MAX_RESPONSE_CHARS:], _as_text(g)[-MAX_RESPONSE_CHARS:], f]
-            for i, (r, g, f) in enumerate(zip(responses, references, fields, strict=True))
-        ]
+        items, where = _unique_items(responses, references, fields, MAX_RESPONSE_CHARS)
         with self.lock:
             self.start()
             results = self._dispatch(items, timeout_s, verifier)
+            self.stats["items"] += len(where)
+            self.stats["duplicates"] += len(where) - len(items)
         if verifier not in BUILTIN_VERIFIERS:
             _raise_user_verifier_failures(verifier, results, timeout_s)
-        return results
+        return [dict(results[j]) for j in where]
 
     def _dispatch(self, items: list[list[Any]], timeout_s: float, verifier: str) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(items)
@@ -233,7 +233,6 @@ class VerifierPool:
                         self._reregister(sel)
         finally:
             sel.close()
-        self.stats["items"] += len(items)
         return [r for r in results if r is not None]
 
     def _reregister(self, sel: selectors.BaseSelector) -> None:
@@ -251,6 +250,26 @@ class VerifierPool:
         todo.extendleft(by_index[i] for i in reversed(w.pending))
         w.pending.clear()
         return 1
+
+
+def _unique_items(
+    responses: list[str], references: list[str], fields: list[dict[str, Any]], max_chars: int
+) -> tuple[list[list[Any]], list[int]]:
+    """The distinct (response, reference, fields) items to judge, each ``[index, response, reference,
+    fields]``, and for every input the index of its item. A group of GRPO samples often repeats a
+    completion (a tenth to a third of them in the demo); a verifier is a pure function of its item, so
+    each distinct item is judged once."""
+    items: list[list[Any]] = []
+    index: dict[tuple[str, str, str], int] = {}
+    where = []
+    for r, g, f in zip(responses, references, fields, strict=True):
+        response, reference = _as_text(r)[-max_chars:], _as_text(g)[-max_chars:]
+        key = (response, reference, json.dumps(f, sort_keys=True, default=repr))
+        if key not in index:
+            index[key] = len(items)
+            items.append([len(items), response, reference, f])
+        where.append(index[key])
+    return items, where
 
 
 def _raise_user_verifier_failures(verifier: str, results: list[dict[str, Any]], timeout_s: float) -> None:
