@@ -235,3 +235,24 @@ def test_demo_tokenizer_knows_the_tasks_words_and_keeps_digits_apart(tmp_path):
     assert "Ġanswer" in ours and [t for t in ours if t.strip("Ġ").isdigit()].count("1") >= 2  # digit by digit
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     assert AutoTokenizer.from_pretrained(policy_dir).get_vocab() == tok.get_vocab()
+
+
+def test_sampling_for_evaluation_leaves_the_training_runs_random_numbers_alone(tiny_paths):
+    """The periodic evaluation samples inside a training run: it must not move the run's random state (else
+    how often the demo evaluates would change what the arms train), and its own samples follow its seed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cooper.demo.pipeline import generate
+
+    tok = AutoTokenizer.from_pretrained(tiny_paths.tokenizer_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_paths.policy_dir)
+    questions = ["What is 2 + 3?", "What is 4 + 4?"]
+
+    torch.manual_seed(7)
+    expected_next = torch.rand(3)
+    torch.manual_seed(7)
+    first = generate(model, tok, questions, temperature=1.0, n=2, max_new_tokens=8, seed=5)
+    assert torch.equal(torch.rand(3), expected_next)
+    again = generate(model, tok, questions, temperature=1.0, n=2, max_new_tokens=8, seed=5)
+    assert again == first and [len(s) for s in first] == [2, 2]

@@ -155,7 +155,9 @@ def generate(
     batch_size: int = 64,
     seed: int = 0,
 ) -> list[list[str]]:
-    """``n`` completions per question (greedy when ``temperature == 0``), through the chat template."""
+    """``n`` completions per question (greedy when ``temperature == 0``), through the chat template. Sampling
+    draws from its own random state (from ``seed``): an evaluation inside a training run leaves the run's
+    random numbers as they were, so how often it evaluates does not change what it trains."""
     import torch
 
     prompts = [
@@ -170,27 +172,29 @@ def generate(
     model.eval()
     out: list[list[str]] = [[] for _ in questions]
     gen = torch.Generator().manual_seed(seed)
+    rng_devices = [model.device] if model.device.type == "cuda" else []
     try:
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start : start + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                model.device
-            )
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-            with torch.no_grad():
-                ids = model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=temperature > 0,
-                    temperature=temperature if temperature > 0 else None,
-                    top_p=None,
-                    top_k=None,
-                    num_return_sequences=n,
-                    pad_token_id=tokenizer.pad_token_id,
+        with torch.random.fork_rng(devices=rng_devices):
+            for start in range(0, len(prompts), batch_size):
+                chunk = prompts[start : start + batch_size]
+                enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                    model.device
                 )
-            texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-            for j, text in enumerate(texts):
-                out[start + j // n].append(text.strip())
+                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+                with torch.no_grad():
+                    ids = model.generate(
+                        **enc,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=temperature > 0,
+                        temperature=temperature if temperature > 0 else None,
+                        top_p=None,
+                        top_k=None,
+                        num_return_sequences=n,
+                        pad_token_id=tokenizer.pad_token_id,
+                    )
+                texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                for j, text in enumerate(texts):
+                    out[start + j // n].append(text.strip())
     finally:
         tokenizer.padding_side = side
         model.train(was_training)
