@@ -162,7 +162,7 @@ class VerifierPool:
     ) -> list[dict[str, Any]]:
         """Verdict dicts (see :func:`cooper.verify.rule.judge`) in input order, from ``verifier`` with each
         item's row ``fields``. A user's verifier that fails or runs past the deadline raises VerifierError.
-        Identical items are judged once and share the verdict (each caller gets its own copy)."""
+        A built-in verifier judges identical items once and they share the verdict (each its own copy)."""
         if len(responses) != len(references):
             raise ValueError(f"{len(responses)} responses but {len(references)} references")
         fields = fields if fields is not None else [{} for _ in responses]
@@ -174,7 +174,9 @@ class VerifierPool:
 
         if not responses:
             return []
-        items, where = _unique_items(responses, references, fields, MAX_RESPONSE_CHARS)
+        items, where = _unique_items(
+            responses, references, fields, MAX_RESPONSE_CHARS, dedupe=verifier in BUILTIN_VERIFIERS
+        )
         with self.lock:
             self.start()
             results = self._dispatch(items, timeout_s, verifier)
@@ -253,18 +255,23 @@ class VerifierPool:
 
 
 def _unique_items(
-    responses: list[str], references: list[str], fields: list[dict[str, Any]], max_chars: int
+    responses: list[str],
+    references: list[str],
+    fields: list[dict[str, Any]],
+    max_chars: int,
+    *,
+    dedupe: bool,
 ) -> tuple[list[list[Any]], list[int]]:
-    """The distinct (response, reference, fields) items to judge, each ``[index, response, reference,
-    fields]``, and for every input the index of its item. A group of GRPO samples often repeats a
-    completion (a tenth to a third of them in the demo); a verifier is a pure function of its item, so
-    each distinct item is judged once."""
+    """The items to judge, each ``[index, response, reference, fields]``, and for every input the index of
+    its item. With ``dedupe``, identical (response, reference, fields) inputs share one item: a group of GRPO
+    samples often repeats a completion (a tenth to a third of them in the demo), and a built-in verifier is a
+    pure function of its item. A user's verifier sees every input (it may log, count or sample)."""
     items: list[list[Any]] = []
-    index: dict[tuple[str, str, str], int] = {}
+    index: dict[object, int] = {}
     where = []
-    for r, g, f in zip(responses, references, fields, strict=True):
+    for i, (r, g, f) in enumerate(zip(responses, references, fields, strict=True)):
         response, reference = _as_text(r)[-max_chars:], _as_text(g)[-max_chars:]
-        key = (response, reference, json.dumps(f, sort_keys=True, default=repr))
+        key = (response, reference, json.dumps(f, sort_keys=True, default=repr)) if dedupe else i
         if key not in index:
             index[key] = len(items)
             items.append([len(items), response, reference, f])
