@@ -256,3 +256,63 @@ def test_sampling_for_evaluation_leaves_the_training_runs_random_numbers_alone(t
     assert torch.equal(torch.rand(3), expected_next)
     again = generate(model, tok, questions, temperature=1.0, n=2, max_new_tokens=8, seed=5)
     assert again == first and [len(s) for s in first] == [2, 2]
+
+
+def _report(
+    *, sft=0.40, rule=0.50, static_final=0.30, static_peak=0.45, static_gap=0.2, cooper=0.495, gap=0.1
+):
+    arm = {"final_accuracy": 0.0, "peak_accuracy": 0.0, "max_hacking_gap": None}
+    return {
+        "sft_accuracy": sft,
+        "arms": {
+            "rule": {**arm, "final_accuracy": rule, "peak_accuracy": rule},
+            "static_rm": {
+                **arm,
+                "final_accuracy": static_final,
+                "peak_accuracy": static_peak,
+                "max_hacking_gap": static_gap,
+            },
+            "cooper": {**arm, "final_accuracy": cooper, "peak_accuracy": cooper, "max_hacking_gap": gap},
+        },
+        "cooper_gap_after_warmup": gap,
+    }
+
+
+def test_the_demo_effects_are_judged_by_the_issues_criteria():
+    from cooper.demo.run import effects
+
+    ok = effects(_report())
+    assert ok["all"] and ok["static_rm_fall_points"] == 15.0 and ok["cooper_vs_rule_points"] == -0.5
+    # static_rm is hacked by a 10-point fall from its peak, or by a hacking gap of 0.3, either one
+    assert effects(_report(static_final=0.36, static_gap=0.3))["static_rm_hacked"]
+    assert not effects(_report(static_final=0.36, static_gap=0.29))["static_rm_hacked"]
+    assert not effects(_report(gap=0.16))["cooper_cured"] and not effects(_report(gap=None))["cooper_cured"]
+    assert effects(_report(cooper=0.45))["cooper_above_sft"]  # exactly 5 points over SFT
+    assert not effects(_report(cooper=0.449))["cooper_above_sft"]
+    near = effects(_report(cooper=0.489))
+    assert not near["cooper_near_rule"] and near["cooper_vs_rule_points"] == -1.1 and not near["all"]
+
+
+def test_the_demo_bench_judges_a_report(tmp_path):
+    """`bench/demo.py --report` (what `make bench` prints for the demo, without re-running it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    report = _report(static_gap=0.35)
+    report.update(seconds=250.0, peak_rss_mb=2000.0, workers=2, seeds=[0, 1, 2], quick=False)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    bench = Path(__file__).resolve().parent.parent / "bench" / "demo.py"
+    proc = subprocess.run([sys.executable, str(bench), "--report", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["bench"] == "demo" and result["wall_s"] == 250.0 and result["wall_target_met"]
+    assert (
+        result["rss_target_met"] and result["effects_met"] and result["effects"]["static_rm_max_gap"] == 0.35
+    )
+    report["seconds"], report["peak_rss_mb"] = 301.0, 4097.0
+    path.write_text(json.dumps(report))
+    proc = subprocess.run([sys.executable, str(bench), "--report", str(path)], capture_output=True, text=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["wall_target_met"] is False and result["rss_target_met"] is False

@@ -199,6 +199,39 @@ def dynamics(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float
     }
 
 
+# The demo's three effects (issue 19's criteria): static_rm falls this far below its peak or its hacking gap
+# reaches this much; cooper's gap after the first 10% of steps stays under this; cooper ends at least this far
+# above SFT and no further than this below rule (accuracies as fractions).
+HACKED_FALL, HACKED_GAP, CURED_GAP, ABOVE_SFT, BELOW_RULE = 0.10, 0.3, 0.15, 0.05, 0.01
+
+
+def effects(report: dict[str, Any]) -> dict[str, Any]:
+    """Whether a run shows the demo's effects, each with the figures it was judged on (points are
+    percentage points of held-out accuracy)."""
+    a = report["arms"]
+    s, r, c = a["static_rm"], a["rule"], a["cooper"]
+    fall = s["peak_accuracy"] - s["final_accuracy"]
+    gap = s["max_hacking_gap"] or 0.0
+    cooper_gap = report["cooper_gap_after_warmup"]
+    above_sft = c["final_accuracy"] - report["sft_accuracy"]
+    vs_rule = c["final_accuracy"] - r["final_accuracy"]
+    out = {
+        "static_rm_hacked": fall >= HACKED_FALL or gap >= HACKED_GAP,
+        "static_rm_fall_points": round(100 * fall, 1),
+        "static_rm_max_gap": round(gap, 3),
+        "cooper_cured": cooper_gap is not None and cooper_gap <= CURED_GAP,
+        "cooper_gap_after_warmup": None if cooper_gap is None else round(cooper_gap, 3),
+        "cooper_above_sft": above_sft >= ABOVE_SFT - 1e-9,
+        "cooper_vs_sft_points": round(100 * above_sft, 1),
+        "cooper_near_rule": vs_rule >= -BELOW_RULE - 1e-9,
+        "cooper_vs_rule_points": round(100 * vs_rule, 1),
+    }
+    out["all"] = all(
+        out[k] for k in ("static_rm_hacked", "cooper_cured", "cooper_above_sft", "cooper_near_rule")
+    )
+    return out
+
+
 def narrative(report: dict[str, Any]) -> str:
     """A paragraph written from this run's numbers (no claim without its figure)."""
     a = report["arms"]
@@ -206,8 +239,8 @@ def narrative(report: dict[str, Any]) -> str:
     d = report["dynamics"]
     probe = report["rm_probe"]
     base = report["sft_accuracy"]
-    hacked = (s["peak_accuracy"] - s["final_accuracy"] >= 0.10) or (s["max_hacking_gap"] or 0) >= 0.3
-    cured = (report["cooper_gap_after_warmup"] or 0) <= 0.15
+    judged = effects(report)
+    hacked, cured = judged["static_rm_hacked"], judged["cooper_cured"]
     shortcut = probe["pretrained"]["wrong_with_check"] - probe["pretrained"]["wrong"] >= 0.2
     parts = [
         f"Starting from the SFT policy at {base:.3f}, the rule-reward arm ended at {r['final_accuracy']:.3f}, "
