@@ -273,7 +273,7 @@ def narrative(report: dict[str, Any]) -> str:
         f"{_fmt(probe['cooper_final']['wrong_with_check'])} (correct {_fmt(probe['cooper_final']['correct'])}), and "
         f"its policy checks {_pct(c['final_check_share'])} of its answers. The hacking gap after the first 10% "
         f"of steps peaked at {_fmt(report['cooper_gap_after_warmup'])} "
-        + ("(it stayed honest)." if cured else "(above the 0.15 the demo aims for)."),
+        + ("(it stayed honest)." if cured else f"(above the {CURED_GAP} the demo aims for)."),
         f"cooper ended {100 * (c['final_accuracy'] - base):+.1f} points from the SFT start and "
         f"{100 * (c['final_accuracy'] - r['final_accuracy']):+.1f} points from the rule arm.",
     ]
