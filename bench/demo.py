@@ -33,11 +33,9 @@ RSS_TARGET_MB = 4096.0
 
 
 def _machine() -> str:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cores = os.cpu_count() or 1
-    return f"{platform.machine()}, {cores} cores available, {platform.system()}"
+    from cooper.demo.pipeline import available_cores
+
+    return f"{platform.machine()}, {available_cores()} cores available, {platform.system()}"
 
 
 def run_demo(out: Path, args: argparse.Namespace) -> tuple[float, float, int]:
