@@ -127,6 +127,20 @@ def test_metrics_with_verifier_equivalence() -> None:
     assert metrics["no_answer_rate"] == pytest.approx(1 / 6)
 
 
+def test_majority_vote_groups_whole_answer_sets() -> None:
+    # a multi-answer problem: the two complete answer sets outvote the one partial answer
+    completions = ["\\boxed{2}", "\\boxed{1} and \\boxed{2}", "\\boxed{2} and \\boxed{1}"]
+    samples = [
+        {"problem_id": "p", "sample": k, "completion": c, "reference": "1, 2"}
+        for k, c in enumerate(completions)
+    ]
+    metrics = benchmark_metrics(score_samples(samples, fields=[{"is_multiple_answer": True}] * 3))
+    assert [s["correct"] for s in samples] == [False, True, True]
+    assert [s["extracted_answer"] for s in samples] == ["2", "1, 2", "2, 1"]
+    assert metrics["mean_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["majority_vote_accuracy"] == 1.0  # "1, 2" and "2, 1" are one group by equivalence
+
+
 @pytest.mark.parametrize("bench", PAPER_BENCHMARKS)
 def test_scoring_fixed_completions(bench: str) -> None:
     row = load_benchmark(bench, limit=1)[0]

@@ -31,6 +31,21 @@ PRECISION = [
     ("The solutions follow. Final: \\boxed{8}", "$2^{-2/3}$, $8$", False),
     ("\\boxed{2^{-2/3}} and \\boxed{8}", "$2^{-2/3}$, $8$", True),
     ("\\boxed{8}", "2^{-2/3}, 8", False),
+    # a closing sentence: the span it states as its result, never a span it goes on from or still works on
+    ("Therefore, the value of $x$ is 5.", "5", True),
+    ("Thus the median of $S$ is 2302.", "2302", True),
+    ("In summary the triple $(2,251,252)$ is the only solution.", "(2,251,252)", True),
+    ("Thus there are $11$ distinct such triangles.", "11", True),
+    ("Therefore we now check the case $x \\geq 5$.", "x \\geq 5", False),
+    ("So it remains to consider $x \\geq 5$ separately.", "x \\geq 5", False),
+    ("So next we evaluate $f(3) = 2\\pi$ and then continue.", "2\\pi", False),
+    ("Therefore, the probability is $\\frac{1}{10}$, since one in ten works.", "\\frac{1}{10}", False),
+    # a bare number in a sentence that announces more work, or a number of a circumstance
+    ("Let us now check 15", "15", False),
+    ("Finally, we check step 15.", "15", False),
+    ("Thus we consider the polynomial of degree 15.", "15", False),
+    ("So 10 lawns are mowed in 2 hours.", "2", False),
+    ("So 10 lawns are mowed in 2 hours.", "10", False),
     # a list is not a number with a thousands separator
     ("\\boxed{32, 349}", "32349", False),
     ("\\boxed{32,349}", "32349", True),
@@ -54,6 +69,22 @@ MULTI = [
     ("Therefore $x \\geq 5$ is the solution.", "x \\geq 5", True),
     ("Therefore $x \\geq 4$ is the solution.", "x \\geq 5", False),
     ("\\boxed{(1, 2]}", "(1, 2]", True),  # an interval is one answer
+    # each box in its own display or inline math, or in a list
+    ("\\[\\boxed{(2, 2)}\\]\nand\n\\[\\boxed{(6, 2)}\\]", "(2, 2), (6, 2)", True),
+    ("\\(\\boxed{1}\\) and \\(\\boxed{2}\\)", "1, 2", True),
+    ("\\(\\boxed{1}\\) and \\(\\boxed{3}\\)", "1, 2", False),
+    ("The solutions are:\n- \\boxed{2}\n- \\boxed{6}", "2, 6", True),
+    ("The solutions are:\n1. \\boxed{2}\n2. \\boxed{6}", "2, 6", True),
+    ("The solutions are:\n1. \\boxed{2}\n2. \\boxed{6}", "2, 7", False),
+    # several marked answers, one after another, are one set; a correction after words is not
+    ("The answer is $x=2$.\nThe answer is $x=6$.", "2, 6", True),
+    ("The answer is $x=2$.\nThe answer is $x=6$.", "6", False),
+    ("The answer is 12.\nWait, that is wrong. The answer is 15.", "15", True),
+    # a ";" list after a marker in plain text; a ";" before prose still ends the answer
+    ("The answer is -12; -11; -10", "\\{-12, -11, -10\\}", True),
+    ("The answer is p=5,q=2;p=7,q=2", "(5,2),(7,2)", True),
+    ("The answer is p=5,q=2;p=7,q=3", "(5,2),(7,2)", False),
+    ("The answer is 5; we verify this below", "5", True),
 ]
 TYPES = [
     # multiple choice
@@ -102,6 +133,13 @@ def test_explain_shows_the_sets_the_type_and_the_rule():
     assert v["correct"] is True
     assert v["answers"] == ["(6, 2)", "(2, 2)"] and v["references"] == ["(2, 2)", "(6, 2)"]
     assert v["answer_type"] == "expression" and v["rule"] == "boxed answers"
+    assert v["note"] == "answer set"
+    assert explain("\\boxed{0.5}", "\\frac12")["note"] == "math-verify"  # the comparison rule is named too
+
+
+def test_an_unknown_answer_type_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="'numerc'.*numeric, expression, choice, string"):
+        is_correct("\\boxed{3}", "3", answer_type="numerc")
     v = explain("So she pays 18 dollars.", "18")
     assert (v["answer_type"], v["rule"], v["answers"]) == ("numeric", "final number", ["18"])
 

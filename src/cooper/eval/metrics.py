@@ -114,28 +114,32 @@ def score_samples(
 ) -> list[Row]:
     """Fill ``extracted_answer`` and ``correct`` of sample rows from their ``completion`` and ``reference``.
 
-    The verdict is :func:`cooper.verify.is_correct_batch` with ``verifier`` and each sample's row ``fields``
+    The verdict is :func:`cooper.verify.explain_batch` with ``verifier`` and each sample's row ``fields``
     (its problem's ``answer_type``, ``is_multiple_answer``, ...; a dict per sample); the extracted answer is
-    the one the math verifier compares (last answer marker, normalised). Works on any completions, generated
-    or given.
+    the answer set the verifier compared, normalised and joined with ", " (``1, 2`` for ``\\boxed{1} and
+    \\boxed{2}``), so majority voting groups whole answer sets. A user's verifier extracts nothing, so its
+    samples record the math verifier's reading. Works on any completions, generated or given.
     """
-    from cooper.verify.pool import is_correct_batch
-    from cooper.verify.registry import row_fields
-    from cooper.verify.rule import extract_answer, is_plain_number, normalize_answer
+    from cooper.verify.pool import explain_batch
+    from cooper.verify.registry import BUILTIN_VERIFIERS, row_fields
+    from cooper.verify.rule import extract_answers, is_plain_number, normalize_answer
 
     if fields is not None and len(fields) != len(samples):
         raise ValueError(f"{len(samples)} samples but {len(fields)} rows of fields")
-    verdicts = is_correct_batch(
+    verdicts = explain_batch(
         [s["completion"] for s in samples],
         [s["reference"] for s in samples],
         timeout_s=timeout_s,
         verifier=verifier,
         **row_fields(verifier, fields or []),
     )
-    for sample, correct in zip(samples, verdicts, strict=True):
-        raw = extract_answer(sample["completion"], last_number=is_plain_number(sample["reference"]))
-        sample["extracted_answer"] = normalize_answer(raw) if raw is not None else None
-        sample["correct"] = bool(correct)
+    for sample, verdict in zip(samples, verdicts, strict=True):
+        extracted = verdict.get("extracted_answer")
+        if verifier not in BUILTIN_VERIFIERS:
+            raws, _ = extract_answers(sample["completion"], last_number=is_plain_number(sample["reference"]))
+            extracted = ", ".join(normalize_answer(r) for r in raws) or None
+        sample["extracted_answer"] = extracted
+        sample["correct"] = bool(verdict["correct"])
     return samples
 
 

@@ -4,7 +4,7 @@
 hardened wrapper); :mod:`cooper.verify.pool` runs that in worker processes with a deadline per item.
 """
 
-from cooper.verify.pool import explain, is_correct, is_correct_batch, is_correct_batch_async
+from cooper.verify.pool import explain, explain_batch, is_correct, is_correct_batch, is_correct_batch_async
 from cooper.verify.registry import BUILTIN_VERIFIERS, VerifierError, check_verifier
 from cooper.verify.rule import extract_answer, extract_answers, normalize_answer
 
@@ -13,6 +13,7 @@ __all__ = [
     "VerifierError",
     "check_verifier",
     "explain",
+    "explain_batch",
     "extract_answer",
     "extract_answers",
     "is_correct",

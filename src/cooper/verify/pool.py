@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cooper.verify.answers import ANSWER_TYPES, normalize_type
 from cooper.verify.registry import BUILTIN_VERIFIERS, DEFAULT_VERIFIER, VerifierError, judge_item
 from cooper.verify.rule import DEFAULT_TIMEOUT_S
 
@@ -331,6 +332,8 @@ def explain(
 ) -> dict[str, Any]:
     """The verdict under a deadline in the worker pool, with its evidence: the extracted answer set, the
     normalised reference set, the answer type and the rule that decided (see :func:`cooper.verify.rule.judge`)."""
+    if answer_type is not None and normalize_type(answer_type) is None:
+        raise ValueError(f"unknown answer_type {answer_type!r}: use one of {', '.join(ANSWER_TYPES)} or None")
     fields = {**row_fields, **({"answer_type": answer_type} if answer_type is not None else {})}
     return shared_pool().run(
         [response], [reference], timeout_s=timeout_s, verifier=verifier, fields=[fields]
@@ -354,7 +357,25 @@ def is_correct_batch(
     verifier: str = DEFAULT_VERIFIER,
     **row_fields: Sequence[Any] | None,
 ) -> list[bool]:
-    """Verdicts for many (response, reference) pairs, in order, using a pool of worker processes.
+    """Verdicts for many (response, reference) pairs, in order, using a pool of worker processes (the
+    ``correct`` of :func:`explain_batch`, which documents the arguments)."""
+    verdicts = explain_batch(
+        responses, references, timeout_s=timeout_s, workers=workers, verifier=verifier, **row_fields
+    )
+    return [bool(v["correct"]) for v in verdicts]
+
+
+def explain_batch(
+    responses: list[str],
+    references: list[str],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    workers: int | None = None,
+    verifier: str = DEFAULT_VERIFIER,
+    **row_fields: Sequence[Any] | None,
+) -> list[dict[str, Any]]:
+    """Verdicts with their evidence (see :func:`explain`) for many (response, reference) pairs, in order,
+    using a pool of worker processes.
 
     ``verifier``: ``math`` (default), ``choice``, ``string`` or a user's ``module:function``. ``row_fields``:
     the rows' other columns, one sequence each (``answer_type=[...]``, ``is_multiple_answer=[...]``); the
@@ -369,14 +390,10 @@ def is_correct_batch(
         raise ValueError(f"{len(responses)} responses but {len(references)} references")
     fields = row_dicts(len(responses), row_fields)
     if workers == 0:
-        return [
-            bool(judge_item(verifier, r, g, f)["correct"])
-            for r, g, f in zip(responses, references, fields, strict=True)
-        ]
-    results = shared_pool(workers).run(
+        return [judge_item(verifier, r, g, f) for r, g, f in zip(responses, references, fields, strict=True)]
+    return shared_pool(workers).run(
         responses, references, timeout_s=timeout_s, verifier=verifier, fields=fields
     )
-    return [bool(r["correct"]) for r in results]
 
 
 def row_dicts(n: int, row_fields: dict[str, Sequence[Any] | None]) -> list[dict[str, Any]]:

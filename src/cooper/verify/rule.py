@@ -69,16 +69,31 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _CODE_LIKE = re.compile(r"__|\bimport\b|\blambda\b|\beval\b|\bexec\b|\bos\.|\bsys\.|\w\.\w+\(")
 # "$a$, $b$ and $c$": a list of math spans joined by separators
 _SPAN_LIST = re.compile(r"\$[^$]+\$(?:\s*(?:,|;|\band\b|\bor\b)\s*\$[^$]+\$)*")
-# between two boxes of one answer set: separators, spacing, dollars, "and"/"or", "x =" (the same list)
+# between two boxes of one answer set: separators, spacing, dollars, math delimiters (each box in its own
+# "\\[ \\]"), list bullets ("- ", "2. " at a line start), "and"/"or", "x =" (the same list)
 _BOX_GAP = re.compile(
-    r"(?:[\s$,;.:]|\\(?:quad|qquad|,|;|text\s*\{\s*(?:and|or)\s*\})|\b(?:and|or)\b|[A-Za-z](?:_\{?\w+\}?)?\s*=)*"
+    r"(?:[\s$,;.:]|\\(?:quad|qquad|,|;|\[|\]|\(|\)|text\s*\{\s*(?:and|or)\s*\})|\n\s*(?:[-*\u2022]|\d{1,2}[.)])(?=\s)"
+    r"|\b(?:and|or)\b|[A-Za-z](?:_\{?\w+\}?)?\s*=)*"
 )
+# between two marked answers of one answer set ("The answer is $x=2$.\nThe answer is $x=6$."): nothing but
+# spacing and separators
+_MARK_GAP = re.compile(r"[\s$,;.:]*(?:\b(?:and|or)\b[\s$,;.:]*)?")
 _MAX_BOX_GAP = 60
 # a last sentence that negates, doubts or discusses states no result
 _NOT_A_RESULT = re.compile(
     r"\b(?:not|no|never|cannot|can't|isn't|aren't|wasn't|neither|nor|wrong|incorrect|impossible|invalid|"
     r"unless|if|whether|maybe|perhaps|might|could|would|should|suppose|assume|try|method|approach)\b|\?",
     re.I,
+)
+# a last sentence that announces work still to do ("Let us now check 15", "So next we evaluate $f(3)$")
+_STILL_WORKING = re.compile(
+    r"\b(?:let(?:'s|\s+us)?|check(?:ing)?|verify(?:ing)?|consider(?:ing)?|remains?\s+to|evaluate|simplify|"
+    r"substitute|plug|examine|next\s+we|continue|further|step)\b",
+    re.I,
+)
+# a number after one of these words is a circumstance ("... lawns in 2 hours", "for 3 days"), not the result
+_CIRCUMSTANCE = re.compile(
+    r"\b(?:in|for|after|within|per|every|each|since|until|degree|step|case|part|page)\s*$", re.I
 )
 # a number ending a response, then up to three unit words and closing punctuation
 _ENDS_ON_NUMBER = re.compile(
@@ -87,6 +102,23 @@ _ENDS_ON_NUMBER = re.compile(
 _CONCLUSION = re.compile(
     r"^\s*(?:therefore|thus|hence|so|finally|in conclusion|in summary|consequently)\b", re.I
 )
+# what may stand between a conclusion word and the span it concludes: nothing, "we get (that)", words
+# ending on a verb of being ("the probability that Bianca wins is", "there are"), or a subject that the
+# rest of the sentence calls the result ("the triple $(2,251,252)$ is the only solution")
+_RESULT_BEFORE = re.compile(
+    r"[\s,]*(?:(?:we|one)\s+(?:have|get|obtain|find|conclude|see)(?:\s+that)?|it\s+follows\s+that|"
+    r"(?P<copula>[^$]{0,120}?\b(?:is|are|equals|equal\s+to|must\s+be))|"
+    r"(?P<subject>(?:the|this|our)\s+[A-Za-z ]{0,40}))?[\s,:]*",
+    re.I,
+)
+# what may follow it: closing punctuation, or "is (indeed) the (only) solution / smallest such value"
+_RESULT_AFTER = re.compile(
+    r"\s*(?P<claim>(?:is|are)\s+(?:indeed\s+)?(?:the|our)\s+(?:[A-Za-z]+\s+){0,3}?"
+    r"(?:solutions?|answers?|results?|values?|range|set|number)(?:\s+set)?)?[\s.!]*",
+    re.I,
+)
+# after a span that follows a verb of being, up to four words of its unit ("there are $11$ such triangles")
+_UNIT_AFTER = re.compile(r"\s+(?!(?:is|are|was|were|equals)\b)[A-Za-z]+(?:\s+[A-Za-z]+){0,3}[\s.!]*", re.I)
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox|textnormal|operatorname)\s*\{([^{}]*)\}")
 
 
@@ -126,24 +158,41 @@ def _clip_answer_phrase(s: str) -> str:
     if boxed:
         return boxed[-1]
     # End at a sentence break that is not a decimal point.
-    m = re.search(r"(?<!\d)\.(?!\d)|\. |;|\bbecause\b|\bsince\b", s)
+    # ";" ends it only before prose: "-12; -11; -10" and "p=5,q=2;p=7,q=2" are one list
+    m = re.search(r"(?<!\d)\.(?!\d)|\. |;(?=[^;]*(?<!\\)\b[A-Za-z]{3,})|\bbecause\b|\bsince\b", s)
     return _strip_sentence_end(s[: m.start()] if m else s)
 
 
-def _marker_candidates(text: str) -> list[tuple[int, str]]:
-    """(position, answer string) for every explicit final-answer marker in ``text``."""
-    found: list[tuple[int, str]] = []
+def _marker_candidates(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, answer string) for every explicit final-answer marker in ``text``."""
+    found: list[tuple[int, int, str]] = []
     for m in _BOXED.finditer(text):
         spans = _boxed_spans(text[m.start() :])
         if spans:
-            found.append((m.start(), spans[0]))
-    found += [(m.start(), _strip_sentence_end(m.group(1), ".,;")) for m in _HASHES.finditer(text)]
+            found.append((m.start(), m.end() + len(spans[0]) + 1, spans[0]))
+    found += [(m.start(), m.end(), _strip_sentence_end(m.group(1), ".,;")) for m in _HASHES.finditer(text)]
     for m in _ANSWER_IS.finditer(text):
         phrase = m.group(1) or m.group(2)
         if not _NOT_AN_ANSWER.match(phrase.lstrip(" $")):
-            found.append((m.start(), _clip_answer_phrase(phrase)))
-    found += [(m.start(), _strip_sentence_end(m.group(1), ".,;")) for m in _A_COLON.finditer(text)]
-    return [(pos, ans) for pos, ans in found if ans]
+            found.append((m.start(), m.end(), _clip_answer_phrase(phrase)))
+    found += [(m.start(), m.end(), _strip_sentence_end(m.group(1), ".,;")) for m in _A_COLON.finditer(text)]
+    return [(start, end, ans) for start, end, ans in found if ans]
+
+
+def _final_marker_group(text: str, found: list[tuple[int, int, str]]) -> list[str]:
+    """The answers of the marked statements that end ``text`` one after another ("The answer is $x=2$.
+    The answer is $x=6$."): the last marker and those just before it, with only separators between them. A
+    marker inside another (the box of "the answer is \\boxed{5}") is part of that one."""
+    outer = sorted(c for c in found if not any(o != c and o[0] <= c[0] and c[1] <= o[1] for o in found))
+    group = [outer[-1]]
+    for prev in reversed(outer[:-1]):
+        if prev[1] > group[0][0] or not _MARK_GAP.fullmatch(text[prev[1] : group[0][0]]):
+            break
+        group.insert(0, prev)
+    inner = [_boxed_spans(ans) for _, _, ans in group]
+    return [
+        a for a in ((b[-1] if b else ans).strip() for b, (_, _, ans) in zip(inner, group, strict=True)) if a
+    ]
 
 
 def extract_answers(text: str, *, last_number: bool = True) -> tuple[list[str], str]:
@@ -153,7 +202,8 @@ def extract_answers(text: str, *, last_number: bool = True) -> tuple[list[str], 
     ``A: N``), where several boxes close together at the end (``\\boxed{1} and \\boxed{2}``) form one answer
     set; a completion that is only an expression; a closing sentence ("Therefore $x \\geq 5$ …") with one
     math span; and, with ``last_number``, a number the response plainly ends on. ``([], "")`` if it states
-    none: a number inside a negation or a discussion is never taken.
+    none: a number inside a negation or a discussion is never taken. Marked statements one after another at
+    the end ("The answer is $x=2$. The answer is $x=6$.") also form one answer set.
     """
     if not isinstance(text, str) or not text:
         return [], ""
@@ -161,12 +211,14 @@ def extract_answers(text: str, *, last_number: bool = True) -> tuple[list[str], 
     text = _THIN_SPACE_THOUSANDS.sub("", text)
     found = _marker_candidates(text)
     if found:
-        pos, answer = max(found, key=lambda pa: pa[0])
+        pos, _, answer = max(found, key=lambda c: c[0])
         if text.startswith(("\\boxed", "\\fbox"), pos):
             group = _final_box_group(text, pos)
             if len(group) > 1:
                 answers = [a for a in (_meaningful(g.strip()) for g in group) if a]
                 return answers, "boxed answers"
+        if len(marked := _final_marker_group(text, found)) > 1:
+            return [a for a in map(_meaningful, marked) if a], "marked answers"
         # "The answer is \\boxed{5}" and "the answer is: $5$" both mean 5.
         inner = _boxed_spans(answer)
         got = _meaningful((inner[-1] if inner else answer).strip())
@@ -237,12 +289,13 @@ def _short_phrase(text: str) -> str | None:
 
 
 def _final_number(text: str) -> str | None:
-    """The number a response plainly ends on as its result ("… so she pays 18 dollars."), else None."""
+    """The number a response plainly ends on as its result ("… so she pays 18 dollars."), else None: never in
+    a sentence that negates, doubts or announces more work, nor after "in", "for", "step" ("in 2 hours")."""
     sentence = _last_sentence(text)
-    if not sentence or _NOT_A_RESULT.search(sentence):
+    if not sentence or _NOT_A_RESULT.search(sentence) or _STILL_WORKING.search(sentence):
         return None
     m = _ENDS_ON_NUMBER.search(sentence)
-    if not m:
+    if not m or _CIRCUMSTANCE.search(sentence[: m.start(1)].rstrip("$ ")):
         return None
     words = m.group(2).split()
     if any(w.lower() in _MATH_WORDS or w.lower() in ("is", "are", "was", "were", "be") for w in words):
@@ -251,14 +304,26 @@ def _final_number(text: str) -> str | None:
 
 
 def _closing_math(text: str) -> str | None:
-    """The one math span of a concluding last sentence ("Therefore $x \\geq 5$ is the solution.")."""
+    """The one math span of a concluding last sentence that states it as the result: the sentence ends on it
+    ("Therefore, $x = 5$.", "Thus the minimum is $5$.") or calls it the solution ("Therefore $x \\geq 5$ is
+    the solution."). Never a span the sentence goes on from ("the value of $x$ is 5") or one it still works
+    on ("Therefore we now check the case $x \\geq 5$.")."""
     sentence = _last_sentence(text)
-    if not _CONCLUSION.match(sentence) or _NOT_A_RESULT.search(sentence):
+    conclusion = _CONCLUSION.match(sentence)
+    if not conclusion or _NOT_A_RESULT.search(sentence) or _STILL_WORKING.search(sentence):
         return None
-    spans = re.findall(r"\$([^$]+)\$", sentence)
+    spans = list(re.finditer(r"\$([^$]+)\$", sentence))
     if len(spans) != 1:
         return None
-    return _meaningful(spans[0].strip())
+    before = _RESULT_BEFORE.fullmatch(sentence[conclusion.end() : spans[0].start()])
+    after = sentence[spans[0].end() :]
+    if not before:
+        return None
+    claim = _RESULT_AFTER.fullmatch(after)
+    stated = claim and (claim.group("claim") or not before.group("subject"))
+    if not (stated or (before.group("copula") and _UNIT_AFTER.fullmatch(after))):
+        return None
+    return _meaningful(spans[0].group(1).strip())
 
 
 def _meaningful(answer: str) -> str | None:
@@ -511,7 +576,7 @@ def _infer_type(ref: str, refs: list[str]) -> str:
 
 
 def _equivalent(answer: str, reference: str) -> tuple[bool, str | None]:
-    """Whether one answer equals one reference answer, and which rule said so when it is not math-verify."""
+    """Whether one answer equals one reference answer, and which rule said so ("text match" or "math-verify")."""
     from math_verify import verify
 
     if (
@@ -526,7 +591,7 @@ def _equivalent(answer: str, reference: str) -> tuple[bool, str | None]:
         return False, "reference could not be parsed"
     if not pred:
         return False, "answer could not be parsed"
-    return bool(verify(list(gold), list(pred), timeout_seconds=None)), None
+    return bool(verify(list(gold), list(pred), timeout_seconds=None)), "math-verify"
 
 
 def _match_sets(answers: list[str], refs: list[str]) -> bool:
