@@ -237,6 +237,23 @@ def test_a_classifier_without_its_head_weights_is_refused(tiny_paths: TinyPaths,
         VerifyRM.from_pretrained(d, device="cpu")
 
 
+def test_weights_the_model_has_no_place_for_are_refused(tiny_paths: TinyPaths, tmp_path: Path) -> None:
+    """A tensor the classifier does not have (another architecture's, or planted) is refused by name, not
+    silently dropped."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    d = tmp_path / "extra"
+    shutil.copytree(tiny_paths.rm_dir, d)
+    weights = load_file(str(d / "model.safetensors"))
+    weights["model.layers.7.extra.weight"] = torch.zeros(2, 2)
+    save_file(weights, str(d / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(
+        ValueError, match=r"hold model\.layers\.7\.extra\.weight, which this model has no place"
+    ):
+        VerifyRM.from_pretrained(d, device="cpu")
+
+
 def test_a_corrupt_weight_file_is_a_clear_error(tiny_paths: TinyPaths, tmp_path: Path) -> None:
     """A truncated or corrupt model.safetensors is one ValueError naming the directory, not a raw
     SafetensorError traceback."""

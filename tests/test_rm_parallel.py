@@ -101,6 +101,11 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_the_key(tiny_pat
     updater = RMUpdater(rm)
     with pytest.raises(ParallelError, match=r"another architecture: it lacks model\.layers\.1\."):
         updater.load_sharded(tmp_path / "small")
+    save_sharded(rm.model, torch.optim.AdamW(rm.model.parameters()), tmp_path / "two-layers")
+    with pytest.raises(
+        ParallelError, match=r"another architecture: it has model\.layers\.1\..*which this model lacks"
+    ):
+        RMUpdater(small).load_sharded(tmp_path / "two-layers")
 
     wide = VerifyRM.from_pretrained(
         build_sequence_classifier(tmp_path / "wide", hidden_size=64, num_heads=4),

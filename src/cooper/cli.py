@@ -262,7 +262,7 @@ def _add_train(sub: Subparsers) -> None:
     p.set_defaults(accepts_overrides=True)
 
     q = _command(
-        sub, "plot", "cooper.rl.train:run_plot", help="render a training run's metrics.jsonl to PNG plots"
+        sub, "plot", "cooper.rl.plots:run_plot", help="render a training run's metrics.jsonl to PNG plots"
     )
     q.add_argument("run_dir", help="the output_dir of a cooper train run")
 

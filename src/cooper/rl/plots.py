@@ -4,6 +4,7 @@ RM pair accuracy), one PNG per metric."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -119,3 +120,10 @@ def plot_lines(
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """``cooper plot RUN_DIR``: its own module, so plotting imports matplotlib but not TRL."""
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0

@@ -182,10 +182,3 @@ def run_cli(args: argparse.Namespace) -> int:
     summary = train(cfg, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps({k: summary[k] for k in ("mode", "steps", "seconds")}))
     return 0
-
-
-def run_plot(args: argparse.Namespace) -> int:
-    """``cooper plot RUN_DIR``."""
-    for path in plot_run(args.run_dir):
-        print(path)
-    return 0

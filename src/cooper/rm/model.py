@@ -131,6 +131,15 @@ class VerifyRM:
                 "(an incomplete save, or a base model's weights under a classifier config). Train it with "
                 f"cooper train-rm --model {path} --data LABELLED.jsonl --out RM_DIR"
             )
+        unexpected = sorted(info.get("unexpected_keys") or [])
+        if unexpected and not new_head:  # (a base LM's lm_head is expected to go unused under new_head)
+            shown = ", ".join(unexpected[:4]) + (
+                f" and {len(unexpected) - 4} more" if len(unexpected) > 4 else ""
+            )
+            raise ValueError(
+                f"reward model {str(path)!r}: its weights hold {shown}, which this model has no place for (weights "
+                "of another architecture, or a file edited by hand); nothing was loaded"
+            )
         meta_path = path / RM_META_FILE
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         if meta.get("template_version", TEMPLATE_VERSION) != TEMPLATE_VERSION:
