@@ -89,6 +89,12 @@ def _inputs(cwd: Path) -> dict[str, Any]:
     }
 
 
+def readme_python_files(text: str) -> dict[str, str]:
+    """The README's ``python`` blocks that open with ``# name.py`` (a file the examples use), by name."""
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+    return {m.group(1): b for b in blocks if (m := re.match(r"# ([\w/]+\.py)\b", b))}
+
+
 def _judge(n: int, body: dict[str, Any]) -> Reply:
     return Reply(body=chat_body("The answers match.\nFinal verdict: Yes"))
 
@@ -102,8 +108,12 @@ def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_readme_has_examples_for_every_pipeline_command():
-    kinds = {argv[0] for _, argv in readme_commands(README.read_text(encoding="utf-8"))}
+    text = README.read_text(encoding="utf-8")
+    kinds = {argv[0] for _, argv in readme_commands(text)}
     assert {"verify", "train-rm", "eval-rm", "annotate", "train", "eval"} <= kinds
+    # the user-verifier example is a command that runs, with the file it names
+    verifiers = [a for _, argv in readme_commands(text) for a in argv if a.endswith(".py:check")]
+    assert verifiers and verifiers[0].split(":")[0] in readme_python_files(text)
 
 
 @pytest.mark.slow
@@ -112,6 +122,8 @@ def test_every_readme_example_runs_as_written(tmp_path, monkeypatch, caplog, cap
     cwd.mkdir()
     (cwd / "configs").symlink_to(REPO / "configs")
     known = _inputs(cwd)
+    for name, code in readme_python_files(README.read_text(encoding="utf-8")).items():
+        (cwd / name).write_text(code, encoding="utf-8")  # my_verifier.py
     monkeypatch.chdir(cwd)
     commands = readme_commands(README.read_text(encoding="utf-8"))
     with FakeEndpoint(_judge) as judge:

@@ -231,6 +231,17 @@ def test_a_user_verifier_runs_in_the_pool_with_row_fields(user_module):
     assert out == [True, False]
 
 
+def test_a_relative_verifier_file_is_read_from_the_callers_directory(user_module, monkeypatch):
+    """The pool's workers may have started in another directory: a relative ``file.py:function`` still
+    names the caller's file."""
+    assert is_correct_batch(["x"], ["x"]) == [True]  # the shared pool runs, started from here
+    monkeypatch.chdir(user_module.parent)
+    assert is_correct_batch(["Yes", "no"], ["yes", "yes"], verifier=f"{user_module.name}:exact") == [
+        True,
+        False,
+    ]
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cooper.verify.answers import ANSWER_TYPES, normalize_type
-from cooper.verify.registry import BUILTIN_VERIFIERS, DEFAULT_VERIFIER, VerifierError, judge_item
+from cooper.verify.registry import BUILTIN_VERIFIERS, DEFAULT_VERIFIER, VerifierError, judge_item, worker_spec
 from cooper.verify.rule import DEFAULT_TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class VerifierPool:
         )
         with self.lock:
             self.start()
-            results = self._dispatch(items, timeout_s, verifier)
+            results = self._dispatch(items, timeout_s, worker_spec(verifier))
             self.stats["items"] += len(where)
             self.stats["duplicates"] += len(where) - len(items)
         if verifier not in BUILTIN_VERIFIERS:

@@ -42,6 +42,15 @@ def check_verifier(spec: str) -> str:
     return spec
 
 
+def worker_spec(spec: str) -> str:
+    """``spec`` as the verifier's worker processes must see it: a ``file.py:function`` path made absolute
+    against this process's current directory (the workers may have been started in another one)."""
+    module_name, sep, func_name = spec.rpartition(":")
+    if spec in BUILTIN_VERIFIERS or not sep or not (module_name.endswith(".py") or "/" in module_name):
+        return spec
+    return f"{Path(module_name).expanduser().resolve()}:{func_name}"
+
+
 def row_fields(
     verifier: str, rows: Sequence[Mapping[str, Any]], exclude: Collection[str] = ()
 ) -> dict[str, Any]:
