@@ -189,10 +189,10 @@ def main() -> int:
             (n, m): [json.loads((root / f"{m}-{n}-rank{r}.json").read_text()) for r in range(n)]
             for n, m in runs
         }
-        reference = torch.load(root / "replicate-1.pt")
+        reference = torch.load(root / "replicate-1.pt", weights_only=True)
         diffs = {}
         for n, m in runs:
-            weights = torch.load(root / f"{m}-{n}.pt")
+            weights = torch.load(root / f"{m}-{n}.pt", weights_only=True)
             diffs[f"{m}@{n}"] = max((weights[k] - reference[k]).abs().max().item() for k in reference)
 
     def held(n: int, m: str) -> int:  # the most any rank holds

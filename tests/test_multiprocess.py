@@ -208,7 +208,7 @@ def rm_updates(tiny_paths, tmp_path_factory):
         _torchrun("rm-update", str(out), str(tiny_paths.rm_dir), "replicate,shard", nproc=nproc)
         for mode in ("replicate", "shard"):
             results[nproc, mode] = [
-                torch.load(out / f"{mode}-rank{r}.pt", weights_only=False) for r in range(nproc)
+                torch.load(out / f"{mode}-rank{r}.pt", weights_only=True) for r in range(nproc)
             ]
     return results
 

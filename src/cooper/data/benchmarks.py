@@ -5,8 +5,7 @@ Every loader returns plain dict rows ``{"id", "question", "reference", "source"}
 of each benchmark's formatting (``#### 1,000`` -> ``1000``, ``145.0`` -> ``145``, ``16\\\\ \\noindent`` ->
 ``16``), ready for :mod:`cooper.verify`. Malformed files raise :class:`DataError` naming the file, the
 1-based line (JSON Lines) or row (JSON array, parquet) and the field. The generic row loader
-(:func:`load_rows`, :func:`read_records`, :class:`DataError`, ...) lives in :mod:`cooper.data.rows` and is
-re-exported here.
+(:func:`load_rows`, :func:`read_records`, :class:`DataError`, ...) lives in :mod:`cooper.data.rows`.
 """
 
 from __future__ import annotations

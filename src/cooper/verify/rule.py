@@ -58,7 +58,6 @@ _NOT_AN_ANSWER = re.compile(
     re.IGNORECASE,
 )
 _A_COLON = re.compile(r"(?:^|\n)\s*A:\s*([^\n]+)")
-_NUMBER = re.compile(r"(?<![\w.])-?\$?\d[\d,]*(?:\.\d+)?(?:[eE][+-]?\d{1,3})?(?![\w])")
 _PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?|-?\d+/\d+|-?\.\d+")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _SCI = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})(?![\w.])")
