@@ -63,15 +63,40 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
 _positive_int = _whole_number(1)
 
 
-def _timeout_seconds(value: str) -> float:
-    """``--timeout``: a finite number of seconds > 0."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {value!r}")
-    return seconds
+def _finite(
+    low: float,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = False,
+    high_inclusive: bool = True,
+    unit: str = "",
+) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number (never nan or inf) between ``low`` and ``high``, ends as given."""
+    if high is None:
+        bounds = f"{'>=' if low_inclusive else '>'} {low:g}"
+    else:
+        bounds = f"in {'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
+
+    def parse(value: str) -> float:
+        try:
+            x = float(value)
+        except ValueError:
+            x = math.nan
+        ok = math.isfinite(x)
+        ok = ok and (x >= low if low_inclusive else x > low)
+        ok = ok and (high is None or (x <= high if high_inclusive else x < high))
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be a finite number{unit} {bounds}, got {value!r}")
+        return x
+
+    return parse
+
+
+_timeout_seconds = _finite(0, unit=" of seconds")  # --timeout: seconds > 0
+_positive = _finite(0)  # learning rates, epochs
+_probability_mass = _finite(0, 1)  # --top-p: (0, 1]
+_temperature = _finite(0, low_inclusive=True)  # 0 = greedy
+_seed = _whole_number(0)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -186,21 +211,26 @@ def _add_train_rm(sub: Subparsers) -> None:
     p.add_argument("--out", required=True, help="output dir: the trained model, metrics.json, checkpoints/")
     p.add_argument("--eval-data", nargs="+", help="held-out file(s) instead of --eval-split")
     p.add_argument(
-        "--eval-split", type=float, default=0.05, help="fraction of --data held out (default 0.05)"
+        "--eval-split",
+        type=_finite(0, 1, low_inclusive=True, high_inclusive=False),
+        default=0.05,
+        help="fraction of --data held out (default 0.05)",
     )
     p.add_argument("--column", action="append", metavar="THEIRS=OURS", help="rename a column, repeatable")
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--lr", type=float, default=1e-5, dest="learning_rate")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--max-length", type=int, default=1024, help="RM input budget in tokens")
+    p.add_argument("--epochs", type=_positive, default=1.0)
+    p.add_argument("--lr", type=_positive, default=1e-5, dest="learning_rate")
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--grad-accum", type=_positive_int, default=1)
+    p.add_argument("--max-length", type=_positive_int, default=1024, help="RM input budget in tokens")
     p.add_argument(
         "--group-by-length",
         action="store_true",
         help="batches of rows of similar length: less padding, faster on CPU (another data order)",
     )
-    p.add_argument("--save-steps", type=int, default=200, help="checkpoint (and eval) every N steps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--save-steps", type=_positive_int, default=200, help="checkpoint (and eval) every N steps"
+    )
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--threshold", type=float, default=0.5, help="P(correct) threshold for accuracy/precision")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT")
     p.add_argument(
@@ -228,7 +258,7 @@ def _add_eval_rm(sub: Subparsers) -> None:
         "--threshold", type=float, default=0.5, help="P(correct) threshold for the RM (default 0.5)"
     )
     p.add_argument("--column", action="append", metavar="THEIRS=OURS", help="rename a column, repeatable")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md (default: print only)")
     p.add_argument(
         "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
@@ -287,17 +317,19 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument(
         "--columns", nargs="+", metavar="THEIR=OURS", help="rename --data columns: problem=question"
     )
-    p.add_argument("--n", type=int, default=8, help="samples per problem (default 8)")
-    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling (default 0.95)")
+    p.add_argument("--n", type=_positive_int, default=8, help="samples per problem (default 8)")
+    p.add_argument("--temperature", type=_temperature, default=0.7, help="0 = greedy (default 0.7)")
+    p.add_argument("--top-p", type=_probability_mass, default=0.95, help="nucleus sampling (default 0.95)")
     p.add_argument(
         "--max-new-tokens",
-        type=int,
+        type=_positive_int,
         help=f"per completion (default {DEFAULT_MAX_NEW_TOKENS}, capped at half the model's context)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="first N problems of each benchmark")
-    p.add_argument("--batch-size", type=int, help="sequences per generate call (default: CPU 32, GPU 64)")
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--limit", type=_positive_int, help="first N problems of each benchmark")
+    p.add_argument(
+        "--batch-size", type=_positive_int, help="sequences per generate call (default: CPU 32, GPU 64)"
+    )
     p.add_argument("--out", default="runs/eval", help="output directory (default runs/eval)")
     p.add_argument("--resume", action="store_true", help="reuse the samples already in OUT/samples.jsonl")
     p.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="appended to each question (user turn)")
@@ -341,19 +373,21 @@ def _add_annotate(sub: Subparsers) -> None:
         "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
     )
     p.add_argument("--retry-abstentions", action="store_true", help="ask the judge again where it abstained")
-    p.add_argument("--verifier-timeout", type=float, default=5.0, help="seconds per rule-verifier verdict")
+    p.add_argument(
+        "--verifier-timeout", type=_timeout_seconds, default=5.0, help="seconds per rule-verifier verdict"
+    )
     _add_verifier_arg(p)
     add_endpoint_args(p, "judge", "judge endpoint (OpenAI-compatible)")
     g = p.add_argument_group("generation (rows without completions)")
     g.add_argument(
         "--generator", metavar="MODEL_DIR", help="local model directory to sample completions from"
     )
-    g.add_argument("--samples", type=int, default=4, metavar="K", help="completions per row")
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--max-new-tokens", type=int, default=512)
-    g.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--samples", type=_positive_int, default=4, metavar="K", help="completions per row")
+    g.add_argument("--temperature", type=_temperature, default=0.7)
+    g.add_argument("--top-p", type=_probability_mass, default=0.95)
+    g.add_argument("--max-new-tokens", type=_positive_int, default=512)
+    g.add_argument("--batch-size", type=_positive_int, default=8, help="prompts per generate() call")
+    g.add_argument("--seed", type=_seed, default=0)
     g.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from MODEL_DIR")
 
 

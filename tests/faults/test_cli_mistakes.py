@@ -229,6 +229,44 @@ def test_verify_bad_timeout_is_bad_input(
     assert "--timeout" in text and repr(timeout) in text and "seconds" in text
 
 
+NUMBER_FLAGS = [  # (command line without the flag, flag, bad values): numbers checked before any work
+    (["train-rm", "--data", "x.jsonl", "--out", "o"], "--lr", ["nan", "inf", "0", "-1e-4"]),
+    (["train-rm", "--data", "x.jsonl", "--out", "o"], "--epochs", ["nan", "0"]),
+    (["train-rm", "--data", "x.jsonl", "--out", "o"], "--eval-split", ["nan", "1", "-0.1"]),
+    (["train-rm", "--data", "x.jsonl", "--out", "o"], "--batch-size", ["0", "two"]),
+    (["train-rm", "--data", "x.jsonl", "--out", "o"], "--seed", ["-1"]),
+    (["eval", "--model", "m"], "--temperature", ["nan", "-0.5", "inf"]),
+    (["eval", "--model", "m"], "--top-p", ["nan", "0", "1.5"]),
+    (["eval", "--model", "m"], "--n", ["0"]),
+    (["eval", "--model", "m"], "--limit", ["0", "-3"]),
+    (["eval", "--model", "m"], "--max-new-tokens", ["0"]),
+    (["annotate", "--data", "x.jsonl", "--out", "o"], "--verifier-timeout", ["nan", "0", "-inf"]),
+    (["annotate", "--data", "x.jsonl", "--out", "o"], "--temperature", ["nan"]),
+    (["annotate", "--data", "x.jsonl", "--out", "o"], "--samples", ["0"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "value"), [(a, f, v) for a, f, values in NUMBER_FLAGS for v in values]
+)
+def test_a_number_flag_out_of_range_is_bad_input_before_any_work(
+    argv: list[str],
+    flag: str,
+    value: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """nan, inf, zero or negative where they make no sense: exit 2 naming the flag and the value, and no file
+    written (argparse refuses it before the command's module is even imported)."""
+    monkeypatch.chdir(tmp_path)
+    rc, text = _run([*argv, f"{flag}={value}"], caplog, capsys)
+    assert rc == 2, text
+    assert flag in text and repr(value) in text, text
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_verify_help_documents_the_exit_codes(
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
