@@ -38,6 +38,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from cooper.annotate.judge import (
     JudgeUnavailable,
     Verdict,
@@ -45,8 +48,12 @@ from cooper.annotate.judge import (
 )
 from cooper.annotate.stats import abstention_warning, print_stats, summarise
 from cooper.data.rows import check_rows, load_rows, parse_columns
+from cooper.eval.engines import PromptTemplate, SamplingSettings, encode_prompts, load_engine
 from cooper.utils.endpoints import ChatClient, endpoint_config_from_args, run_sync
 from cooper.utils.io import JsonlAppender, atomic_path, atomic_write_json, check_output_dir, read_jsonl
+from cooper.utils.models import check_model_dir
+from cooper.verify.pool import is_correct_batch
+from cooper.verify.registry import check_verifier, row_fields
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +126,6 @@ def generate_completions(
     completions, in input order. Raises :class:`cooper.utils.models.ModelLoadError` for a bad model dir
     (before ``out_path`` is created).
     """
-    from cooper.eval.engines import PromptTemplate, SamplingSettings, encode_prompts, load_engine
-
     settings = SamplingSettings(
         n=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
     )
@@ -186,8 +191,6 @@ def annotate(
     ``endpoint`` (the client's stats), ``verifier`` and ``elapsed_s``, plus ``extra_stats``. ``verifier``
     names the rule verifier (checked before any row is judged: a VerifierError if unusable).
     """
-    from cooper.verify.registry import check_verifier
-
     if output_format not in ("jsonl", "parquet"):
         raise ValueError(f"output_format must be 'jsonl' or 'parquet', got {output_format!r}")
     verifier = check_verifier(verifier)
@@ -290,9 +293,6 @@ _NOT_FIELDS = ("id", "question", "reference", "completion")
 def _verify(rows: list[Row], timeout_s: float, verifier: str = "math") -> list[bool]:
     if not rows:
         return []
-    from cooper.verify.pool import is_correct_batch
-    from cooper.verify.registry import row_fields
-
     start = time.perf_counter()
     verdicts = is_correct_batch(
         [r["completion"] for r in rows],
@@ -309,9 +309,6 @@ def _verify(rows: list[Row], timeout_s: float, verifier: str = "math") -> list[b
 
 def _write_parquet(jsonl_path: Path, parquet_path: Path) -> None:
     """``annotated.jsonl`` -> ``annotated.parquet`` via a temporary file and a rename (never half-written)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     rows = read_jsonl(jsonl_path) if jsonl_path.exists() else []
     schema = pa.schema(
         [(k, pa.string()) for k in ("id", "question", "reference", "completion")]
@@ -417,9 +414,6 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _generator_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The checked ``--generator`` settings (ModelDirError / ValueError naming the flag), loading nothing."""
-    from cooper.eval.engines import SamplingSettings
-    from cooper.utils.models import check_model_dir
-
     model = check_model_dir(args.generator, "--generator model")
     try:
         SamplingSettings(args.samples, args.temperature, args.top_p, args.max_new_tokens, args.seed)
@@ -436,8 +430,6 @@ def run_cli(args: argparse.Namespace) -> int:
     retry them) or a judge that gave no verdict at all (fix the judge, rerun with ``--retry-abstentions``).
     Bad input, an unusable endpoint or an ``--out`` holding another run's results raise (all checked before
     anything is written or asked): :func:`cooper.cli.main` exits 2."""
-    from cooper.verify.registry import check_verifier
-
     verifier = check_verifier(args.verifier)  # before any file is read or endpoint asked
     out = check_output_dir(args.out, "--out")
     columns = parse_columns(args.column)

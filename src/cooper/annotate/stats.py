@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 Row = dict[str, Any]
 
 OUTCOME_COUNT = {"agree": "agreements", "disagree": "disagreements", "abstain": "abstentions"}
@@ -93,9 +96,6 @@ _PER_SOURCE = {"rows": "rows", "judged": "judged", "pos": "kept_positive", "neg"
 
 def print_stats(stats: dict[str, Any]) -> None:
     """The stats as rich tables on stdout (the command's final output)."""
-    from rich.console import Console
-    from rich.table import Table
-
     summary = Table(title="cooper annotate", show_header=False)
     for label, key in _SUMMARY.items():
         if key in stats:

@@ -95,6 +95,7 @@ def _parse_json(path: Path, text: str) -> list[tuple[str, Any]]:
 
 
 def _read_parquet(path: Path, columns: list[str]) -> list[tuple[str, Any]]:
+    # lazy: only parquet needs them; datasets takes 1.3 s to import, and cooper plot imports this module
     import pyarrow.parquet as pq
     from datasets import Dataset
 

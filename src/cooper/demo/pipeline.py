@@ -9,16 +9,24 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers.utils import logging as hf_logging
+
+from cooper.annotate.pipeline import annotate
 from cooper.data.prompts import prompt_messages, user_message
+from cooper.demo import worker
 from cooper.demo.task import (
     CHECK_WORD,
     INSTRUCTION,
@@ -32,6 +40,14 @@ from cooper.demo.task import (
     solution,
     worked,
 )
+from cooper.rl.config import load_config
+from cooper.rl.sft import sft_warm_start
+from cooper.rl.train import train as rl_train
+from cooper.rm.model import VerifyRM
+from cooper.rm.pretrain import RMTrainConfig, train_rm
+from cooper.rm.template import format_rm_text
+from cooper.utils.tiny import build_causal_lm, build_tokenizer
+from cooper.verify.pool import is_correct_batch
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +177,6 @@ def generate(
     """``n`` completions per question (greedy when ``temperature == 0``), through the chat template. Sampling
     draws from its own random state (from ``seed``): an evaluation inside a training run leaves the run's
     random numbers as they were, so how often it evaluates does not change what it trains."""
-    import torch
-
     prompts = [
         tokenizer.apply_chat_template(
             prompt_messages(q, INSTRUCTION), add_generation_prompt=True, tokenize=False
@@ -209,8 +223,6 @@ def heldout_accuracy(
 ) -> dict[str, float]:
     """Average accuracy of ``n`` samples per problem at temperature 0.7, by the exact checker and by the
     rule verifier, and the share of samples with a verification step (the shortcut the demo's RM learns)."""
-    from cooper.verify.pool import is_correct_batch
-
     samples = generate(
         model,
         tokenizer,
@@ -230,9 +242,8 @@ def heldout_accuracy(
 
 def periodic_eval_callback(
     problems: list[Problem], every: int, max_new_tokens: int, n: int, history: list[dict]
-) -> Any:
+) -> TrainerCallback:
     """A TrainerCallback that appends ``{step, exact, rule}`` on held-out problems every ``every`` steps."""
-    from transformers import TrainerCallback
 
     class PeriodicEval(TrainerCallback):
         def on_step_end(
@@ -256,8 +267,6 @@ def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
     """The task's own text for the demo's tokenizer: each problem's question, a correct solution (some with a
     check step or a number word) and a flawed one, and the RM template around them, so that the task's words
     are single tokens as a real tokenizer's would be (numbers stay one token per digit)."""
-    from cooper.rm.template import format_rm_text
-
     rng = random.Random(seed)
     lines = []
     for p in problems:
@@ -270,8 +279,6 @@ def tokenizer_corpus(problems: list[Problem], seed: int) -> list[str]:
 def build_models(train: list[Problem], s: DemoSettings, out: Path) -> tuple[Path, Path]:
     """The demo's tokenizer (the tiny maths corpus plus :func:`tokenizer_corpus` of the training problems) and
     its random-init policy; returns ``(tokenizer_dir, policy_dir)``."""
-    from cooper.utils.tiny import build_causal_lm, build_tokenizer
-
     tok = build_tokenizer(out / "tokenizer", extra_corpus=tokenizer_corpus(train, s.task_seed + 4))
     return out / "tokenizer", build_causal_lm(out / "policy", tokenizer=tok)
 
@@ -285,8 +292,6 @@ def sft_phase(
     base_policy: Path, train: list[Problem], s: DemoSettings, out: Path, callbacks: list[Any] | None = None
 ) -> Path:
     """Warm start on worked solutions: mostly correct (in varied surface forms), some with a slip."""
-    from cooper.rl.sft import sft_warm_start
-
     rng = random.Random(s.task_seed)
     examples = [
         {
@@ -334,10 +339,6 @@ def corpus_rows(
 def annotation_phase(sft_dir: Path, train: list[Problem], s: DemoSettings, out: Path) -> tuple[Path, dict]:
     """Sample the SFT policy, add the written corpus (:func:`corpus_rows`), label every row by rule verifier +
     an independent judge, keep agreements."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from cooper.annotate.pipeline import annotate
-
     tok = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir)
     probs = train[: s.annotate_problems]
@@ -374,8 +375,6 @@ def backbone_texts(problems: list[Problem], rng: random.Random, word_share: floa
     """RM-template texts (question, reference, worked solution) whose final answer is the reference, with
     correct or flawed working: the only way to predict the answer is to read the reference. In a share
     ``word_share`` the answer is the reference's number word."""
-    from cooper.rm.template import format_rm_text
-
     texts = []
     for p in problems:
         working = solution(p, rng) if rng.random() < 0.5 else flawed_solution(p, rng)
@@ -402,11 +401,6 @@ def build_rm(
     not correct them (pair accuracy 0.79-0.81 -> 0.75-0.78 over 30 updates); with this loop the same RM data
     gave an RM they could (0.83 -> 0.89). Why is not understood; see the README's demo section.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from cooper.utils.tiny import build_causal_lm
-
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     build_causal_lm(
         out,
@@ -450,8 +444,6 @@ def build_rm(
 def shortcut_probe(rm_dir: Path, problems: list[Problem]) -> dict[str, float]:
     """Mean RM score of written solutions to ``problems``: correct, wrong (a slip in the second step), and the
     same wrong ones with a verification step. ``wrong_with_check`` far above ``wrong`` is the shortcut."""
-    from cooper.rm.model import VerifyRM
-
     rm = VerifyRM.from_pretrained(rm_dir, max_length=160)
     rng = random.Random(0)
     texts: dict[str, list[str]] = {"correct": [], "wrong": [], "wrong_with_check": []}
@@ -469,8 +461,6 @@ def shortcut_probe(rm_dir: Path, problems: list[Problem]) -> dict[str, float]:
 def rm_phase(
     annotated: Path, base_rm: Path, s: DemoSettings, out: Path, callbacks: list[Any] | None = None
 ) -> tuple[Path, dict]:
-    from cooper.rm.pretrain import RMTrainConfig, train_rm
-
     cfg = RMTrainConfig(
         data=[str(annotated)],
         out=str(out),
@@ -500,9 +490,6 @@ def arm_phase(
     out: Path,
 ) -> dict[str, Any]:
     """One RL arm: ``cooper train`` from the SFT policy and the pre-trained RM, evaluated periodically."""
-    from cooper.rl.config import load_config
-    from cooper.rl.train import train
-
     cfg = load_config(
         None,
         [],
@@ -543,7 +530,7 @@ def arm_phase(
     )
     history: list[dict] = []
     callback = periodic_eval_callback(held, s.eval_every, s.max_completion_length, s.eval_samples, history)
-    summary = train(cfg, callbacks=[callback])
+    summary = rl_train(cfg, callbacks=[callback])
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return {"arm": arm, "seed": seed, "summary": summary, "eval": history, "metrics": metrics}
 
@@ -557,26 +544,8 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _worker_init() -> None:
-    """Each worker computes on one thread: tiny models are bound by per-operation overhead, so processes, not
-    threads, use the cores; it is quiet (the parent reports progress; warnings and errors still show)."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    import torch
-
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("cooper", "transformers", "trl"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    _show_progress_bars((False, False))  # as quiet_trainers, for the worker's whole life
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - open until the worker exits
-
-
-def _show_progress_bars(show: tuple[bool, bool]) -> tuple[bool, bool]:
+def show_progress_bars(show: tuple[bool, bool]) -> tuple[bool, bool]:
     """Turn the progress bars of (transformers, datasets) on or off; returns whether each was on."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
     was_on = hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
     if show[0]:
         hf_logging.enable_progress_bar()
@@ -594,12 +563,12 @@ def quiet_trainers() -> Iterator[None]:
     """Without the trainers' printed log dicts (stdout) and the progress bars of transformers (loading, saving)
     and datasets (tokenizing): the demo's progress line stands for them. ``metrics.jsonl`` and the logs keep
     every value."""
-    bars_were_on = _show_progress_bars((False, False))
+    bars_were_on = show_progress_bars((False, False))
     try:
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
             yield
     finally:
-        _show_progress_bars(bars_were_on)
+        show_progress_bars(bars_were_on)
 
 
 class Workers:
@@ -610,11 +579,8 @@ class Workers:
         self.workers = max(1, workers)
         self.pool: Any = None
         if self.workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker.init
             )
 
     def submit(self, fn: Any, *args: Any) -> Any:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from transformers import TrainerCallback
+
 log = logging.getLogger(__name__)
 
 # Reference seconds per unit of each phase (report.json's phase_seconds divided by the phase's units), measured
@@ -136,9 +138,8 @@ def _clock(seconds: float) -> str:
     return f"{m}m{s:02d}s"
 
 
-def step_callback(progress: DemoProgress) -> Any:
+def step_callback(progress: DemoProgress) -> TrainerCallback:
     """A ``TrainerCallback`` that advances ``progress`` by one unit per optimizer step."""
-    from transformers import TrainerCallback
 
     class StepProgress(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

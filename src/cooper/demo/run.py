@@ -13,6 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+from rich.console import Console
+from rich.table import Table
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from cooper.demo import pipeline as P
 from cooper.demo.progress import DemoProgress, reference_weights, step_callback
 from cooper.rl.plots import metric_points, plot_lines
@@ -363,7 +368,7 @@ def _peak_rss_mb(workers: int = 1) -> float | None:
     worker processes, ``workers`` times the largest finished child's peak (an upper bound: the peaks need not
     coincide)."""
     try:
-        import resource
+        import resource  # lazy: Unix only
     except ImportError:  # Windows
         return None
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # ru_maxrss: KiB on Linux, bytes on macOS
@@ -445,9 +450,6 @@ def _run_phases(
     progress: DemoProgress,
     quick: bool,
 ) -> dict[str, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     work = out / "work"
     progress.start("models and task")
     train, held = P.build_task(s)
@@ -554,9 +556,6 @@ def run_cli(args: argparse.Namespace) -> int:
         readme=args.readme,
         workers=getattr(args, "workers", None),
     )
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"cooper demo ({report['seconds']:.0f} s)")
     for col in ("arm", "initial", "final", "peak", "final RM reward", "max hacking gap"):
         table.add_column(col)

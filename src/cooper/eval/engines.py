@@ -28,6 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessorList,
+    PreTrainedTokenizerBase,
+)
+
 from cooper.data.prompts import DEFAULT_INSTRUCTION, USER_TEMPLATE, prompt_messages, user_message
 from cooper.eval.constants import DEFAULT_MAX_NEW_TOKENS, DTYPES, ENGINES
 from cooper.eval.sampling import NucleusSampler
@@ -173,9 +183,7 @@ def _max_context(config: Any) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
-def _load_tokenizer(path: Path, trust_remote_code: bool) -> Any:
-    from transformers import AutoTokenizer
-
+def _load_tokenizer(path: Path, trust_remote_code: bool) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError) as e:
@@ -212,9 +220,6 @@ class TransformersEngine:
         batch_size: int | None = None,
         sort_by_length: bool = True,
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, GenerationConfig
-
         path = check_model_dir(model_path)
         self.device = _resolve_device(device)
         if dtype == "auto":
@@ -257,9 +262,7 @@ class TransformersEngine:
             self.batch_size,
         )
 
-    def _generation_config(self, settings: SamplingSettings) -> Any:
-        from transformers import GenerationConfig
-
+    def _generation_config(self, settings: SamplingSettings) -> GenerationConfig:
         # Greedy for transformers in both modes: when sampling, cooper.eval.sampling.NucleusSampler (a logits
         # processor) applies temperature and top-p and draws the token, and the argmax picks it. The
         # model's own generation config was replaced at load (__init__), so nothing else is applied.
@@ -272,18 +275,13 @@ class TransformersEngine:
             pad_token_id=self.pad_id,
         )
 
-    def _logits_processors(self, settings: SamplingSettings, seed: int) -> Any:
-        import torch
-        from transformers import LogitsProcessorList
-
+    def _logits_processors(self, settings: SamplingSettings, seed: int) -> LogitsProcessorList:
         if settings.greedy:
             return LogitsProcessorList()
         generator = torch.Generator(device=self.device).manual_seed(seed)
         return LogitsProcessorList([NucleusSampler(settings.temperature, settings.top_p, generator)])
 
     def _batch(self, prompts: list[list[int]], settings: SamplingSettings, seed: int) -> list[Completion]:
-        import torch
-
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -345,14 +343,12 @@ class VLLMEngine:
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        from transformers import AutoConfig
-
         path = check_model_dir(model_path)
         if importlib.util.find_spec("vllm") is None:
             raise ModelLoadError(
                 "--engine vllm: vLLM is not installed (pip install 'cooper-rl[vllm]' on a GPU)"
             )
-        from vllm import LLM
+        from vllm import LLM  # an optional extra (cooper-rl[vllm]), for GPUs only
 
         self.device, self.dtype = "cuda", dtype
         self.tokenizer = _load_tokenizer(path, trust_remote_code)
@@ -376,7 +372,7 @@ class VLLMEngine:
         self, prompts: Sequence[list[int]], keys: Sequence[str], settings: SamplingSettings
     ) -> Iterator[tuple[list[int], list[Completion]]]:
         """Submit ``batch_size`` requests per call (vLLM batches continuously inside); one seed per sample."""
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # optional, as in __init__
 
         if len(prompts) != len(keys):
             raise ValueError(f"{len(prompts)} prompts but {len(keys)} keys")

@@ -25,7 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cooper._version import __version__
+from cooper.data.benchmarks import BENCHMARKS, load_benchmark
 from cooper.data.prompts import DEFAULT_INSTRUCTION
+from cooper.data.rows import DataError, check_rows, load_rows, parse_columns
 from cooper.eval.constants import DEFAULT_MAX_NEW_TOKENS, PAPER_BENCHMARKS
 from cooper.eval.engines import (
     Engine,
@@ -43,7 +46,9 @@ from cooper.eval.metrics import (
     score_samples,
 )
 from cooper.utils.errors import BadInput
+from cooper.utils.io import JsonlAppender, atomic_write_json, atomic_write_text, check_output_dir, read_jsonl
 from cooper.utils.models import check_model_dir
+from cooper.verify.registry import check_verifier, row_fields
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +84,6 @@ def load_suites(
     ``None`` means the paper's five benchmarks unless ``data_files`` are given. Unknown names raise
     :class:`EvalError` listing the valid ones before anything is loaded.
     """
-    from cooper.data.benchmarks import BENCHMARKS, load_benchmark
-    from cooper.data.rows import DataError, check_rows, load_rows
-
     if benchmarks is None:
         benchmarks = () if data_files else PAPER_BENCHMARKS
     if isinstance(benchmarks, Mapping):
@@ -179,8 +181,6 @@ def _run_benchmark(
     verifier: str = "math",
 ) -> dict[str, Any]:
     """Generate the missing samples of one benchmark, score and store them; metrics over all samples."""
-    from cooper.verify.registry import row_fields
-
     start = time.perf_counter()
     # each problem's row fields for the verifier (answer_type, is_multiple_answer, ... where the rows have them)
     columns = row_fields(verifier, rows, exclude=_NOT_FIELDS)
@@ -273,16 +273,6 @@ def evaluate(
     :class:`~cooper.verify.VerifierError` or :class:`~cooper.utils.models.ModelLoadError` before any
     generation (an unusable ``out_dir`` or verifier before the model is loaded).
     """
-    from cooper._version import __version__
-    from cooper.utils.io import (
-        JsonlAppender,
-        atomic_write_json,
-        atomic_write_text,
-        check_output_dir,
-        read_jsonl,
-    )
-    from cooper.verify.registry import check_verifier
-
     verifier = check_verifier(verifier)
     try:
         given = DEFAULT_MAX_NEW_TOKENS if max_new_tokens is None else max_new_tokens
@@ -393,8 +383,6 @@ def evaluate(
 
 def _parse_columns(items: Sequence[str] | None) -> dict[str, str]:
     """``--columns a=b,c=d e=f`` (pairs separated by commas and/or spaces) -> ``{a: b, c: d, e: f}``."""
-    from cooper.data.rows import parse_columns
-
     try:
         return parse_columns([p for item in items or () for p in item.split(",") if p], flag="--columns")
     except ValueError as e:

@@ -26,10 +26,9 @@ cumulative distribution with one uniform variate per row, from the sampler's own
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
 DEFAULT_PROBE = 64
 
@@ -61,8 +60,6 @@ class TemperatureTopP:
     def removed(self, probs: torch.Tensor) -> torch.Tensor:
         """Boolean mask, the shape of ``probs`` (rows x vocabulary, each row a distribution), of the tokens
         outside the nucleus."""
-        import torch
-
         # The probe that settled most rows last time goes first; the other one and the sort only see the
         # rows left. (One direction per call also matters on CPU: topk of the largest and then of the
         # smallest values, alternately, measured several times slower than either repeated.)
@@ -85,8 +82,6 @@ class TemperatureTopP:
     def _peaked(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Walk the ``probe`` most probable tokens: one is kept while the mass before it is < top_p. A row
         is settled when they hold at least top_p."""
-        import torch
-
         k = min(self.probe, probs.shape[-1])
         top, index = probs.topk(k, dim=-1)
         settled = top.sum(dim=-1) >= self.top_p
@@ -97,8 +92,6 @@ class TemperatureTopP:
     def _flat(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Walk the ``probe`` least probable tokens: one is cut while the mass up to it is <= 1 - top_p
         (as in transformers). A row is settled when they hold more than 1 - top_p."""
-        import torch
-
         k = min(self.probe, probs.shape[-1])
         low, index = probs.topk(k, dim=-1, largest=False)
         upto = low.cumsum(dim=-1)
@@ -108,8 +101,6 @@ class TemperatureTopP:
 
     def _sorted(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sort the whole row, as ``TopPLogitsWarper`` does; settles every row."""
-        import torch
-
         self.sorted_rows += probs.shape[0]
         ordered, order = probs.sort(dim=-1, descending=True)
         settled = torch.ones(probs.shape[0], dtype=torch.bool, device=probs.device)
@@ -118,8 +109,6 @@ class TemperatureTopP:
     def _outside(self, ordered: torch.Tensor, order: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         """The removal mask, from a row's most probable tokens in descending order (``ordered`` values at
         ``order`` indices): a token is kept while the mass before it is < top_p, and the first always."""
-        import torch
-
         keep = (ordered.cumsum(dim=-1) - ordered) < self.top_p
         keep[:, 0] = True  # min_tokens_to_keep=1
         return ~torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, order, keep)
@@ -129,8 +118,6 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch
     """One token index per row of ``probs`` (rows x vocabulary, each row >= 0 with a positive sum), drawn
     with probability proportional to its entry: the first index whose cumulative sum exceeds a uniform
     fraction of the row's total. A token of probability 0 is never drawn."""
-    import torch
-
     cdf = probs.cumsum(dim=-1)
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=cdf.dtype)
     token = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)

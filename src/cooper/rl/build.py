@@ -17,13 +17,16 @@ from cooper.data.prompts import prompt_messages
 from cooper.data.rows import load_rows
 from cooper.rl.checkpoint import flatten_dict
 from cooper.rl.config import TrainConfig, rm_to_load
+from cooper.rl.negatives import NEGATIVE_SOURCES, AssistantSource
 from cooper.rl.reward import RewardFunction
 from cooper.rl.rm_update import RMUpdater
 from cooper.rm.model import VerifyRM, check_rm_dir
 from cooper.rm.parallel import outside_zero3
 from cooper.utils.device import bf16_supported, local_device, trainer_precision
 from cooper.utils.dist import all_gather, rank_and_world
+from cooper.utils.endpoints import ChatClient
 from cooper.utils.models import check_model_dir
+from cooper.utils.tiny import tiny_models
 from cooper.verify.registry import check_verifier
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ def extra_columns(rows: list[dict[str, Any]]) -> list[str]:
     return keep
 
 
-def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Any:
+def build_dataset(rows: list[dict[str, Any]], instruction: str) -> Dataset:
     """The training dataset: ``prompt`` (the chat messages), ``question``, ``reference``, ``id``, and the
     columns of :func:`extra_columns`."""
 
@@ -113,15 +116,13 @@ def resolve_models(cfg: TrainConfig) -> tuple[str, str | None]:
             "reward.mode rule: the rule verifier pays the policy; reward.rm %s is not loaded", cfg.reward.rm
         )
     if "tiny" in (policy, rm):
-        from cooper.utils.tiny import tiny_models
-
         paths = tiny_models(Path(cfg.output_dir) / "tiny-base", seed=cfg.seed)
         policy = str(paths.policy_dir) if policy == "tiny" else policy
         rm = str(paths.rm_dir) if rm == "tiny" else rm
     return policy, rm
 
 
-def grpo_config(cfg: TrainConfig) -> Any:
+def grpo_config(cfg: TrainConfig) -> GRPOConfig:
     """TRL's GRPOConfig from the ``grpo`` section, with CPU-safe defaults the user can override."""
 
     defaults: dict[str, Any] = {
@@ -144,13 +145,9 @@ def grpo_config(cfg: TrainConfig) -> Any:
 
 
 def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
-
     sources: dict[str, Any] | None = None
     if cfg.reward.mode == "cooper" and "assistant" in cfg.cooper.negatives:
         assert cfg.cooper.assistant is not None  # CooperConfig checks that assistant is set
-        from cooper.rl.negatives import NEGATIVE_SOURCES, AssistantSource
-        from cooper.utils.endpoints import ChatClient
-
         client = ChatClient(cfg.cooper.assistant)
         client.preflight()  # an unreachable endpoint is reported before any model is loaded
         sources = {**NEGATIVE_SOURCES, "assistant": AssistantSource(client)}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from trl import GRPOConfig
 
 from cooper.data.prompts import DEFAULT_INSTRUCTION
 from cooper.rl.rm_update import RMUpdateConfig
@@ -274,8 +275,6 @@ def _describe(hint: Any) -> str:
 def convert_grpo(values: Any, source: str = "config") -> dict[str, Any]:
     """The ``grpo`` section checked against ``trl.GRPOConfig``'s fields: an unknown key is an error with the
     closest valid one, and each value is converted to its field's type."""
-    from trl import GRPOConfig
-
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: section 'grpo' must be a mapping, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(GRPOConfig) if f.init}

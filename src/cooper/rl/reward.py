@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cooper.rl.negatives import NegativeRequest, NegativeSource, make_negatives
+from cooper.rl.negatives import NEGATIVE_SOURCES, NegativeRequest, NegativeSource, make_negatives
 from cooper.rl.rm_update import Pair, RMUpdater, group_indices, select_positives
 from cooper.utils.dist import gather_lists, on_rank0_then_broadcast
 from cooper.verify.pool import is_correct_batch
@@ -154,8 +154,6 @@ class RewardFunction:
             raise ValueError(f"reward mode {mode!r} needs a reward model (reward.rm)")
         if mode == "cooper" and updater is None:
             raise ValueError("reward mode 'cooper' needs an RMUpdater")
-        from cooper.rl.negatives import NEGATIVE_SOURCES
-
         self.mode = mode
         self.rm = rm
         self.updater = updater

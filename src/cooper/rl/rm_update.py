@@ -14,15 +14,15 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import torch
+import torch.nn.functional as F
+
+from cooper.rm import parallel
+from cooper.rm.model import VerifyRM
 from cooper.rm.parallel import PARALLEL_MODES
 from cooper.utils.dist import rank_and_world, sum_across_ranks, sum_tensor_across_ranks
-
-if TYPE_CHECKING:
-    import torch
-
-    from cooper.rm.model import VerifyRM
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ def pairwise_rm_loss(
 
     ``s_pos``, ``s_neg``: (P,) raw RM scores; ``valid``: (P,) bool mask or None for all.
     """
-    import torch.nn.functional as F
-
     losses = -F.logsigmoid(s_pos - s_neg)  # (P,)
     if valid is None:
         return losses.mean() if losses.numel() else losses.sum()
@@ -51,8 +49,6 @@ def pointwise_anchor_loss(s_pos: torch.Tensor, s_neg: torch.Tensor) -> torch.Ten
     its ranking improves; the policy does not mind (GRPO normalises rewards per group), but P(correct)
     and the hacking gap then stop meaning anything. ``s_pos``, ``s_neg``: (P,) raw scores.
     """
-    import torch.nn.functional as F
-
     return 0.5 * (F.softplus(-s_pos) + F.softplus(s_neg)).mean()  # softplus(-x) = -log sigmoid(x)
 
 
@@ -136,10 +132,6 @@ class RMUpdater:
     """
 
     def __init__(self, rm: VerifyRM, config: RMUpdateConfig | None = None) -> None:
-        import torch
-
-        from cooper.rm import parallel
-
         self.rm = rm
         self.config = config or RMUpdateConfig()
         _, world = rank_and_world()
@@ -165,8 +157,6 @@ class RMUpdater:
 
     def update(self, pairs: list[Pair]) -> dict[str, float]:
         """One RM step on ``pairs`` (the same list on every rank). Returns the step's metrics."""
-        import torch
-
         metrics = {"rm/valid_pairs": float(len(pairs)), "rm/skipped_update": 0.0}
         if not pairs:
             return metrics
@@ -237,17 +227,13 @@ class RMUpdater:
 
     def _grad_norm(self) -> torch.Tensor:
         """The global L2 norm of the RM's gradients (over every shard); non-finite if any gradient is."""
-        import torch
-
         grads = [p.grad for p in self.rm.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
         return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes this process holds of the RM's parameters, gradients and optimizer state."""
-        from cooper.rm.parallel import local_bytes
-
-        return local_bytes(self.rm.model, self.optimizer)
+        return parallel.local_bytes(self.rm.model, self.optimizer)
 
     # -- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -266,12 +252,8 @@ class RMUpdater:
 
     def save_sharded(self, path: Path) -> None:
         """The RM's weights and AdamW state into ``path`` (DCP, each rank its shards); every rank calls it."""
-        from cooper.rm.parallel import save_sharded
-
-        save_sharded(self.rm.model, self.optimizer, path)
+        parallel.save_sharded(self.rm.model, self.optimizer, path)
 
     def load_sharded(self, path: Path) -> None:
         """Restore :meth:`save_sharded`'s ``path``, saved on any number of processes; every rank calls it."""
-        from cooper.rm.parallel import load_sharded
-
-        load_sharded(self.rm.model, self.optimizer, path)
+        parallel.load_sharded(self.rm.model, self.optimizer, path)

@@ -8,6 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from datasets import Dataset
+from transformers import TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
 from cooper.data.prompts import user_message
 from cooper.utils.device import trainer_precision
 
@@ -24,7 +28,7 @@ def sft_warm_start(
     batch_size: int = 16,
     seed: int = 0,
     max_length: int = 256,
-    callbacks: Sequence[Any] = (),
+    callbacks: Sequence[TrainerCallback] = (),
 ) -> Path:
     """Fine-tune on ``examples`` and save to ``out_dir``; ``callbacks``: extra ``TrainerCallback`` objects.
 
@@ -32,9 +36,6 @@ def sft_warm_start(
     loss on the completion only; ``{"text"}`` rows are plain language modelling (loss on every token, EOS
     appended), used e.g. to pre-train a tiny backbone before it becomes a reward model.
     """
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
     if not examples:
         raise ValueError("sft_warm_start needs at least one example")
     plain_text = "text" in examples[0]

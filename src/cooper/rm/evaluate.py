@@ -16,8 +16,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from cooper.data.rows import read_records
-from cooper.utils.io import atomic_write_json, atomic_write_text
+from cooper.data.rows import parse_columns, read_records
+from cooper.rm.data import check_threshold, load_rm_rows
+from cooper.rm.metrics import binary_metrics, roc_auc
+from cooper.rm.model import VerifyRM, check_rm_dir
+from cooper.utils.io import atomic_write_json, atomic_write_text, check_output_dir
+from cooper.verify.pool import is_correct_batch
+from cooper.verify.registry import check_verifier, row_fields
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +48,6 @@ def judge_table(
     threshold: float = 0.5,
 ) -> dict[str, Any]:
     """Metrics of each judge, overall and per answer type (pure: no models)."""
-    from cooper.rm.metrics import binary_metrics, roc_auc
-
     rm = [p >= threshold for p in rm_probs]
     verdicts = {
         "rm": rm,
@@ -95,12 +98,6 @@ def evaluate_rm(
 ) -> dict[str, Any]:
     """Score ``data`` with the RM at ``model`` and the rule verifier ``verifier``; write ``out`` (.json +
     .md) if given. The result records the verifier."""
-    from cooper.rm.data import check_threshold, load_rm_rows
-    from cooper.rm.model import VerifyRM, check_rm_dir
-    from cooper.utils.io import check_output_dir
-    from cooper.verify.pool import is_correct_batch
-    from cooper.verify.registry import check_verifier, row_fields
-
     check_threshold(threshold)  # every mistake is reported before any scoring
     verifier = check_verifier(verifier)
     if out:
@@ -131,8 +128,6 @@ def evaluate_rm(
 
 def run_cli(args: argparse.Namespace) -> int:
     """``cooper eval-rm``: print the judges' table."""
-    from cooper.data.rows import parse_columns
-
     result = evaluate_rm(
         args.model,
         args.data,

@@ -13,16 +13,17 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from cooper.rm.parallel import full_state_dict
 from cooper.rm.template import TEMPLATE_VERSION, RMEncoder
 from cooper.utils.batching import input_order_batches, length_sorted_batches
 from cooper.utils.device import default_device, inference_dtype
 from cooper.utils.dist import max_across_ranks, rank_and_world
 from cooper.utils.models import check_model_dir, load_errors
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class VerifyRM:
         self.encoder = RMEncoder(tokenizer, self.max_length)
         # Set to torch.bfloat16 to compute in bf16 over fp32 weights (what an RM trained during RL wants on
         # a GPU: bf16 weights would make AdamW round small updates away).
-        self.autocast_dtype: Any = None
+        self.autocast_dtype: torch.dtype | None = None
         # True once the model is sharded across processes (cooper.rm.parallel): every forward is then a
         # collective, so every rank must score in the same number of batches, and saving gathers.
         self.collective = False
@@ -94,7 +95,7 @@ class VerifyRM:
         path: str | os.PathLike[str],
         *,
         device: str | None = None,
-        dtype: Any = None,
+        dtype: torch.dtype | None = None,
         max_length: int | None = None,
         trust_remote_code: bool = False,
         new_head: bool = False,
@@ -104,9 +105,6 @@ class VerifyRM:
         The directory must hold a one-logit sequence classifier whose score head is in the weights (a
         trained VerifyRM). With ``new_head`` (what ``cooper train-rm`` uses to start from a base LM), a
         causal LM is accepted too and gets a freshly initialised one-logit head."""
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         path = check_rm_dir(path, new_head=new_head)
         device = device or default_device()
         if dtype is None:
@@ -155,8 +153,6 @@ class VerifyRM:
     def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
         """A Hugging Face directory (safetensors, tokenizer, ``cooper_rm.json``) that :meth:`from_pretrained`
         loads. Rank 0 writes; a sharded model is gathered first, so every rank must call this then."""
-        from cooper.rm.parallel import full_state_dict
-
         path = Path(path)
         state = full_state_dict(self.model) if self.collective else None
         if rank_and_world()[0] != 0:
@@ -182,8 +178,6 @@ class VerifyRM:
 
     def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids`` and ``attention_mask`` on the model's device."""
-        import torch
-
         width = max(len(x) for x in ids)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
@@ -196,8 +190,6 @@ class VerifyRM:
     def logits(self, ids: list[list[int]], *, module: Any = None) -> torch.Tensor:
         """Raw scores s(q, ref, c), shape (B,), with gradients (for training). ``module``: what the forward
         goes through if not the model itself (a DDP wrapper around it)."""
-        import torch
-
         with torch.autocast(
             self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
         ):
@@ -210,8 +202,6 @@ class VerifyRM:
 
         A sharded model's forward is collective: every rank then runs as many batches as the rank with the
         most, a rank with fewer running a one-token input whose score is dropped."""
-        import torch
-
         out = [0.0] * len(ids)
         batches = (
             length_sorted_batches([len(x) for x in ids], batch_size)

@@ -21,17 +21,32 @@ reshards). Loading reads tensors only; nothing in a checkpoint is executed.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import pickle
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint import DefaultLoadPlanner, FileSystemReader
+from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.metadata import StorageMeta, TensorStorageMetadata
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_state_dict,
+    set_state_dict,
+)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.nn.parallel import DistributedDataParallel
+from transformers.integrations import deepspeed as hf_deepspeed
 
 from cooper.utils.dist import rank_and_world
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +85,6 @@ def decoder_layers(model: Any) -> list[Any]:
 
 def ensure_process_group(device: torch.device) -> bool:
     """Initialise a one-process group if none exists (FSDP2 over one rank needs one); True if it did."""
-    import torch.distributed as dist
-
     if dist.is_initialized():
         return False
     backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
@@ -83,10 +96,6 @@ def ensure_process_group(device: torch.device) -> bool:
 def shard(model: Any, device: torch.device, *, bf16: bool = False) -> Any:
     """``model`` sharded in place with FSDP2: each decoder layer a unit, then the root (embeddings, final
     norm, score head). ``bf16``: compute in bf16, reduce gradients and keep master weights in fp32."""
-    import torch
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
     layers = decoder_layers(model)
     ensure_process_group(device)
     _, world = rank_and_world()
@@ -108,11 +117,9 @@ def shard(model: Any, device: torch.device, *, bf16: bool = False) -> Any:
     return model
 
 
-def replicate(model: Any, device: torch.device) -> Any:
+def replicate(model: Any, device: torch.device) -> DistributedDataParallel:
     """A DDP wrapper around ``model`` (which stays the module that holds the weights): train through the
     wrapper, score through ``model``. The gradients are views into DDP's buckets (no second copy)."""
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
 
@@ -124,8 +131,6 @@ def outside_zero3() -> Iterator[None]:
     Once a ``TrainingArguments`` with a ZeRO-3 config exists, transformers partitions every model
     ``from_pretrained`` builds; the RM would then hold empty parameter shards that neither FSDP2, DDP nor its
     own AdamW can train. The registration is set aside while the RM loads and restored after."""
-    from transformers.integrations import deepspeed as hf_deepspeed
-
     ref = getattr(hf_deepspeed, "_hf_deepspeed_config_weak_ref", None)
     config = ref() if ref is not None else None
     if config is None:
@@ -140,8 +145,6 @@ def outside_zero3() -> Iterator[None]:
 
 def is_sharded(model: Any) -> bool:
     """``model`` was sharded by FSDP2."""
-    from torch.distributed.fsdp import FSDPModule
-
     return isinstance(model, FSDPModule)
 
 
@@ -150,8 +153,6 @@ def full_state_dict(model: Any) -> dict[str, torch.Tensor]:
     it then, it gathers), otherwise the module's own state dict."""
     if not is_sharded(model):
         return dict(model.state_dict())
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return cast("dict[str, torch.Tensor]", get_model_state_dict(model, options=options))
 
@@ -159,7 +160,6 @@ def full_state_dict(model: Any) -> dict[str, torch.Tensor]:
 def local_bytes(model: Any, optimizer: Any) -> dict[str, int]:
     """Bytes this process holds of the model's parameters, their gradients and the optimizer's state (the
     local shard of each sharded tensor)."""
-    import torch
 
     def size(t: Any) -> int:
         if not isinstance(t, torch.Tensor):
@@ -178,9 +178,6 @@ def local_bytes(model: Any, optimizer: Any) -> dict[str, int]:
 # -- sharded checkpoints --------------------------------------------------------------------------------
 def save_sharded(model: Any, optimizer: Any, path: Path) -> None:
     """The model's weights and the optimizer's state into ``path`` with DCP; every rank calls it."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict
-
     model_state, optim_state = get_state_dict(model, optimizer)
     with _quiet_single_process():
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(path), no_dist=_no_dist())
@@ -190,10 +187,6 @@ def load_sharded(model: Any, optimizer: Any, path: Path) -> None:
     """Restore :func:`save_sharded`'s ``path`` into ``model`` and ``optimizer``, on any number of processes;
     every rank calls it. A checkpoint of another architecture is a :class:`ParallelError` naming the first
     mismatching key, raised before any tensor is read."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.api import CheckpointException
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-
     check_sharded_checkpoint(model, path)
     model_state, optim_state = get_state_dict(model, optimizer)  # the layout to load into
     state: dict[str, Any] = {"model": model_state, "optim": optim_state}
@@ -210,10 +203,6 @@ def load_sharded(model: Any, optimizer: Any, path: Path) -> None:
 def sharded_weights(path: Path) -> dict[str, torch.Tensor]:
     """The full weights saved in ``path`` by :func:`save_sharded`, as CPU tensors, without a model (one
     process; for inspecting or exporting a checkpoint's RM)."""
-    import torch
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-
     saved = _safe_reader(path).read_metadata().state_dict_metadata
     weights = {
         k.removeprefix("model."): torch.empty(tuple(m.size), dtype=m.properties.dtype)
@@ -227,8 +216,6 @@ def sharded_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def check_sharded_checkpoint(model: Any, path: Path) -> None:
     """The weights saved in ``path`` have exactly this model's names and full shapes."""
-    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-
     try:
         saved = _safe_reader(path).read_metadata().state_dict_metadata
     except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
@@ -279,8 +266,6 @@ _METADATA_CLASSES = {
 
 class _MetadataUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        import torch
-
         if name in _METADATA_CLASSES.get(module, ()):
             return super().find_class(module, name)
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
@@ -288,37 +273,35 @@ class _MetadataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a checkpoint's metadata; refused")
 
 
-def _safe_reader(path: Path) -> Any:
-    from torch.distributed.checkpoint import FileSystemReader
-    from torch.distributed.checkpoint.metadata import StorageMeta
+class _SafeReader(FileSystemReader):
+    """DCP's file reader, with the metadata read by :class:`_MetadataUnpickler`."""
 
-    class SafeReader(FileSystemReader):
-        def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
-            with open(Path(self.path) / ".metadata", "rb") as f:
-                metadata = _MetadataUnpickler(f).load()
-            if getattr(metadata, "storage_meta", None) is None:
-                metadata.storage_meta = StorageMeta()
-            metadata.storage_meta.load_id = self.load_id
-            return metadata
-
-    return SafeReader(str(path))
+    def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
+        with open(Path(self.path) / ".metadata", "rb") as f:
+            metadata = _MetadataUnpickler(f).load()
+        if getattr(metadata, "storage_meta", None) is None:
+            metadata.storage_meta = StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
 
 
-def _safe_planner() -> Any:
-    import io
+class _SafePlanner(DefaultLoadPlanner):
+    """DCP's load planner, with the non-tensor items loaded ``weights_only``."""
 
-    import torch
-    from torch.distributed.checkpoint import DefaultLoadPlanner
+    def load_bytes(self, read_item: Any, value: Any) -> None:
+        # weights_only: plain values only; what DCP then unpickles is our own re-serialisation of them
+        clean = io.BytesIO()
+        torch.save(torch.load(value, weights_only=True), clean)
+        clean.seek(0)
+        super().load_bytes(read_item, clean)
 
-    class SafePlanner(DefaultLoadPlanner):
-        def load_bytes(self, read_item: Any, value: Any) -> None:
-            # weights_only: plain values only; what DCP then unpickles is our own re-serialisation of them
-            clean = io.BytesIO()
-            torch.save(torch.load(value, weights_only=True), clean)
-            clean.seek(0)
-            super().load_bytes(read_item, clean)
 
-    return SafePlanner()
+def _safe_reader(path: Path) -> FileSystemReader:
+    return _SafeReader(str(path))
+
+
+def _safe_planner() -> DefaultLoadPlanner:
+    return _SafePlanner()
 
 
 @contextlib.contextmanager

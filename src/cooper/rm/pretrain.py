@@ -17,10 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from transformers import (
+    DataCollatorWithPadding,
+    EvalPrediction,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
 from cooper.data.rows import parse_columns
 from cooper.rm.data import check_threshold, load_rm_rows
+from cooper.rm.metrics import score_metrics
+from cooper.rm.model import VerifyRM, check_rm_dir
 from cooper.utils.device import trainer_precision
-from cooper.utils.io import atomic_write_json
+from cooper.utils.io import atomic_write_json, check_output_dir
+from cooper.utils.tiny import tiny_models
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +82,9 @@ class RMTrainConfig:
         check_threshold(self.threshold)
 
 
-def _load_or_build_rm(cfg: RMTrainConfig) -> Any:
-    import torch
-
-    from cooper.rm.model import VerifyRM
-
+def _load_or_build_rm(cfg: RMTrainConfig) -> VerifyRM:
     model_dir = cfg.model
     if cfg.model == "tiny":
-        from cooper.utils.tiny import tiny_models
-
         model_dir = str(tiny_models(Path(cfg.out) / "tiny-base", seed=cfg.seed).rm_dir)
     # fp32 weights even on GPU: the Trainer's bf16 flag is autocast over fp32 master weights; bf16 weights
     # would make AdamW round most small updates away.
@@ -96,20 +106,18 @@ def _split(rows: list[dict[str, Any]], frac: float, seed: int) -> tuple[list[dic
     return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
 
 
-def _dataset(rm: Any, rows: list[dict[str, Any]]) -> Any:
-    from datasets import Dataset
-
+def _dataset(rm: VerifyRM, rows: list[dict[str, Any]]) -> Dataset:
     ids = rm.encode(
         [r["question"] for r in rows], [r["reference"] for r in rows], [r["completion"] for r in rows]
     )
     return Dataset.from_dict({"input_ids": ids, "labels": [float(r["label"]) for r in rows]})
 
 
-def bce_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+def bce_loss(
+    outputs: Any, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
     """Binary cross-entropy on the single logit; sums and divides by the items of the whole
     accumulated batch when the Trainer passes that count, so gradient accumulation is exact."""
-    import torch.nn.functional as F
-
     logits = outputs.logits.squeeze(-1).float()  # (B, 1) -> (B,)
     labels = labels.to(logits.dtype)
     if num_items_in_batch is None:
@@ -118,11 +126,7 @@ def bce_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
 
 
 def _metrics_fn(threshold: float):
-    import numpy as np
-
-    from cooper.rm.metrics import score_metrics
-
-    def compute(eval_pred: Any) -> dict[str, float]:
+    def compute(eval_pred: EvalPrediction) -> dict[str, float]:
         logits = np.asarray(eval_pred.predictions).reshape(-1)
         labels = np.asarray(eval_pred.label_ids).reshape(-1)
         probs = 1.0 / (1.0 + np.exp(-logits))
@@ -135,14 +139,9 @@ def _metrics_fn(threshold: float):
 _REPORTED = ("accuracy", "precision", "recall", "f1", "roc_auc", "majority_baseline")
 
 
-def train_rm(cfg: RMTrainConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+def train_rm(cfg: RMTrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """Train, evaluate on the held-out rows, save the model to ``cfg.out``; returns the metrics.
     ``callbacks``: extra ``TrainerCallback`` objects (the demo's progress display)."""
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
-
-    from cooper.rm.model import check_rm_dir
-    from cooper.utils.io import check_output_dir
-
     out = check_output_dir(cfg.out, "--out")  # every mistake is reported before anything is written
     set_seed(cfg.seed)
     rows, skipped = load_rm_rows(cfg.data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)

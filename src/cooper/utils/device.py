@@ -6,8 +6,6 @@
   co-trained RM's autocast need); :func:`trainer_precision` is the ``use_cpu`` / ``bf16`` pair every
   ``TrainingArguments`` gets.
 * :func:`inference_dtype`: the weights' dtype for inference on a device (bf16 on a GPU, fp32 on a CPU).
-
-torch is imported inside each function, so importing this module is free.
 """
 
 from __future__ import annotations
@@ -15,11 +13,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
+
 
 def on_gpu() -> bool:
     """A CUDA device is visible to this process."""
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -35,15 +33,13 @@ def local_device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if on_gpu() else "cpu"
 
 
-def is_cuda(device: Any) -> bool:
+def is_cuda(device: str | torch.device) -> bool:
     """``device`` (a string such as ``"cuda:1"`` or a ``torch.device``) is a CUDA device."""
     return str(device).startswith("cuda")
 
 
 def bf16_supported() -> bool:
     """A CUDA device is visible and supports bf16 (False on a CPU)."""
-    import torch
-
     return bool(on_gpu() and torch.cuda.is_bf16_supported())
 
 
@@ -53,14 +49,12 @@ def trainer_precision() -> dict[str, Any]:
     return {"use_cpu": not on_gpu(), "bf16": bf16_supported()}
 
 
-def inference_dtype(device: Any, *, fp16_fallback: bool = False) -> str:
+def inference_dtype(device: str | torch.device, *, fp16_fallback: bool = False) -> str:
     """The name of the dtype to load a model in for inference on ``device``: ``"float32"`` off a GPU,
     ``"bfloat16"`` on one. With ``fp16_fallback``, a GPU without bf16 gets ``"float16"`` (policy sampling);
     without it bf16 is used on every GPU (the reward model). ``getattr(torch, name)`` gives the dtype."""
     if not is_cuda(device):
         return "float32"
     if fp16_fallback:
-        import torch
-
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     return "bfloat16"

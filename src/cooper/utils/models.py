@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from cooper.utils.errors import BadInput
 
 # Weight files that torch.load unpickles; a directory with these and no *.safetensors is refused.
@@ -59,6 +61,4 @@ def check_model_dir(path: str | os.PathLike[str], kind: str = "model") -> Path:
 def load_errors() -> tuple[type[BaseException], ...]:
     """What transformers' ``from_pretrained`` raises on a directory it cannot load (a corrupt or truncated
     weight file included: safetensors has its own exception class), for loaders to turn into one message."""
-    from safetensors import SafetensorError
-
     return (OSError, ValueError, KeyError, TypeError, ImportError, RuntimeError, SafetensorError)

@@ -143,6 +143,7 @@ def build_tokenizer(
     Returns a ``Qwen2Tokenizer`` (a ``PreTrainedTokenizerFast``) with pad ``<|endoftext|>``, eos
     ``<|im_end|>`` and a ChatML chat template; saves it to ``out_dir`` when given. Deterministic.
     """
+    # lazy: importing this module stays free of torch, transformers, tokenizers (tests/test_tiny.py)
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
@@ -205,6 +206,7 @@ def assert_tokenizer_roundtrip(
     object against itself after a save. The reload is tried as the directory is and, when it holds no
     ``config.json``, also with a qwen2 ``config.json`` beside it (the path that swaps in ``Qwen2Tokenizer``).
     """
+    # lazy: importing this module stays free of torch, transformers, tokenizers (tests/test_tiny.py)
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer, Qwen2Config
 
@@ -257,6 +259,7 @@ def _model_config(
     """The ``Qwen2Config`` of a tiny model; its keyword arguments (but ``num_labels``, set for the
     classifier) are the shape knobs of the public builders. ``intermediate_size`` defaults to
     ``4 * hidden_size``."""
+    # lazy: importing this module stays free of torch, transformers, tokenizers (tests/test_tiny.py)
     from transformers import Qwen2Config
 
     if hidden_size % num_heads or num_heads % num_kv_heads:
@@ -296,6 +299,7 @@ def _build_model(
     (the same seed gives identical weights; the caller's RNG is left untouched) and the shape knobs of
     :func:`_model_config`.
     """
+    # lazy: importing this module stays free of torch, transformers, tokenizers (tests/test_tiny.py)
     import torch
     from transformers import GenerationConfig, Qwen2ForCausalLM, Qwen2ForSequenceClassification
 
