@@ -367,7 +367,9 @@ def test_train_rm_cli_missing_file_and_bad_flags(tmp_path: Path, caplog: pytest.
     assert main(["train-rm", "--data", str(tmp_path / "nope.jsonl"), "--out", str(out)]) == 2
     assert "nope.jsonl" in caplog.text and "does not exist" in caplog.text
     data = write_jsonl(tmp_path / "rows.jsonl", [GOOD])
-    assert main(["train-rm", "--data", str(data), "--out", str(out), "--eval-split", "1.5"]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse refuses an out-of-range number before any work
+        main(["train-rm", "--data", str(data), "--out", str(out), "--eval-split", "1.5"])
+    assert exc.value.code == 2
     assert main(["train-rm", "--data", str(data), "--out", str(out), "--column", "oops"]) == 2
     assert not out.exists()
 
