@@ -232,7 +232,17 @@ def _add_train_rm(sub: Subparsers) -> None:
     )
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--threshold", type=float, default=0.5, help="P(correct) threshold for accuracy/precision")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in OUT (refused if it was made with other run-defining "
+        "settings: model, data, columns, eval split, lr, batch, max length, seed)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete an earlier run's checkpoints and outputs in OUT first",
+    )
     p.add_argument(
         "--skip-invalid", action="store_true", help="skip (and count) invalid rows instead of failing"
     )

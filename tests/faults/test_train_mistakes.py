@@ -400,6 +400,50 @@ def test_duplicate_ids_stop_train_rm_and_eval_rm(command, tiny_paths, tmp_path, 
     assert _files(out) == []
 
 
+def test_train_rm_keeps_one_run_per_out_and_resumes_only_its_own(tiny_paths, tmp_path, caplog, capsys):
+    """train-rm as train: a fresh run into a used --out stops unless --overwrite, and --resume refuses the
+    checkpoints of a run with other data, learning rate or seed, naming the keys, and changes nothing."""
+    rows = [dict(GOOD_ROW, id=f"r{i}", label=i % 2) for i in range(24)]
+    first, other = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    other.write_text("".join(json.dumps(dict(r, id=f"x{r['id']}")) + "\n" for r in rows))
+    out = tmp_path / "rm"
+    base = ["train-rm", "--model", tiny_paths.rm_dir, "--out", out, "--eval-split", "0", "--batch-size", "4"]
+    rc, text = _run([*base, "--data", first, "--epochs", "1", "--save-steps", "2"], caplog, capsys)
+    assert rc == 0, text
+    before = {f: (out / f).stat().st_mtime_ns for f in _files(out) if (out / f).is_file()}
+    assert (out / "checkpoints" / "checkpoint-6").is_dir() and "run.json" in before
+
+    rc, text = _run([*base, "--data", first], caplog, capsys)  # fresh run into the used --out
+    assert rc == 2, text
+    assert "already holds a train-rm run" in text and "--resume" in text and "--overwrite" in text
+
+    changed = [*base, "--data", other, "--lr", "1e-3", "--seed", "7", "--epochs", "2", "--resume"]
+    rc, text = _run(changed, caplog, capsys)
+    assert rc == 2, text
+    assert "belong to a different run" in text, text
+    for key in (
+        "data (checkpoint:",
+        "learning_rate (checkpoint: 1e-05, now: 0.001)",
+        "seed (checkpoint: 0, now: 7)",
+    ):
+        assert key in text, text
+    assert {f: (out / f).stat().st_mtime_ns for f in _files(out) if (out / f).is_file()} == before
+
+    rc, text = _run(
+        [*base, "--data", first, "--epochs", "2", "--save-steps", "2", "--resume"], caplog, capsys
+    )
+    assert rc == 0, text  # the same run, longer: it continues
+    assert (out / "checkpoints" / "checkpoint-12").is_dir()
+
+    rc, text = _run([*base, "--data", other, "--overwrite"], caplog, capsys)
+    assert rc == 0, text
+    assert "--overwrite: deleting the earlier train-rm run" in text
+    assert json.loads((out / "run.json").read_text())["data"] == [str(other.resolve())]
+    assert not (out / "checkpoints" / "checkpoint-12").exists()
+    assert _run([*base, "--data", other, "--resume", "--overwrite"], caplog, capsys)[0] == 2
+
+
 # -- a checkpoint never runs code ----------------------------------------------------------------------------
 class _Payload:
     """Unpickling this creates ``path``: proof that a pickle was executed."""

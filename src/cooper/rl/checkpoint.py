@@ -20,6 +20,7 @@ from typing import Any
 from cooper.rl.config import TrainConfig, config_to_dict, rm_to_load
 from cooper.utils.dist import barrier, rank_and_world
 from cooper.utils.io import atomic_write_json, atomic_write_text
+from cooper.utils.run_identity import identity_differences
 from cooper.utils.state import StateError, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -207,16 +208,6 @@ def run_identity(cfg: TrainConfig, args: Any) -> dict[str, Any]:
     # processes with per_device_train_batch_size changed to match.
     keep[BATCH_ALL_PROCESSES] = args.per_device_train_batch_size * args.world_size
     return json.loads(json.dumps(keep, default=str))  # tuples as lists, as they come back from the file
-
-
-def identity_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``key (checkpoint: a, now: b)`` for each run-defining setting that differs."""
-    keys = sorted(set(saved) | set(current))
-    return [
-        f"{k} (checkpoint: {saved.get(k, '<unset>')!r}, now: {current.get(k, '<unset>')!r})"
-        for k in keys
-        if saved.get(k, "<unset>") != current.get(k, "<unset>")
-    ]
 
 
 def check_resumable(ckpt: Path, identity: dict[str, Any]) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import random
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,9 @@ from cooper.rm.data import check_threshold, load_rm_rows
 from cooper.rm.metrics import score_metrics
 from cooper.rm.model import VerifyRM, check_rm_dir
 from cooper.utils.device import trainer_precision
+from cooper.utils.errors import BadInput
 from cooper.utils.io import atomic_write_json, check_output_dir
+from cooper.utils.run_identity import identity_differences
 from cooper.utils.tiny import tiny_models
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,7 @@ class RMTrainConfig:
     save_total_limit: int = 2
     threshold: float = 0.5
     resume: bool = False
+    overwrite: bool = False  # delete an earlier run's checkpoints and outputs in ``out`` first
     skip_invalid: bool = False
     trust_remote_code: bool = False
     report_to: str = "none"
@@ -80,6 +85,86 @@ class RMTrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         check_threshold(self.threshold)
+
+
+# Settings that define a train-rm run: resuming a checkpoint made with other values would continue another
+# run. (``epochs`` may grow, to extend a run; the checkpoint and logging cadence and the threshold may change.)
+RUN_DEFINING = (
+    "model",
+    "data",
+    "columns",
+    "eval_data",
+    "eval_split",
+    "learning_rate",
+    "batch_size",
+    "grad_accum",
+    "warmup_ratio",
+    "weight_decay",
+    "max_length",
+    "group_by_length",
+    "seed",
+    "skip_invalid",
+)
+RUN_FILE = "run.json"  # OUT/run.json: the run-defining settings of the run whose checkpoints OUT holds
+RUN_OUTPUTS = ("checkpoints", "model.safetensors", "metrics.json", "train_rm_config.json", RUN_FILE)
+
+
+class RunMismatch(BadInput, ValueError):
+    """``--out`` holds another train-rm run than the one asked for."""
+
+
+def run_identity(cfg: RMTrainConfig) -> dict[str, Any]:
+    """The run-defining settings of ``cfg``, with file paths made absolute (a run may resume from elsewhere)."""
+    flat = dataclasses.asdict(cfg)
+    absolute = {
+        "data": [str(Path(p).resolve()) for p in cfg.data],
+        "eval_data": [str(Path(p).resolve()) for p in cfg.eval_data] if cfg.eval_data else None,
+        "model": cfg.model if cfg.model == "tiny" else str(Path(cfg.model).resolve()),
+    }
+    return json.loads(json.dumps({k: absolute.get(k, flat[k]) for k in RUN_DEFINING}))
+
+
+def _prepare_out(out: Path, cfg: RMTrainConfig, identity: dict[str, Any]) -> bool:
+    """Whether to resume: ``out`` is checked to hold nothing of another run (or cleared with ``overwrite``),
+    and a checkpoint to resume is checked to come from a run with the same run-defining settings."""
+    earlier = sorted(n for n in RUN_OUTPUTS if (out / n).exists())
+    if cfg.resume and cfg.overwrite:
+        raise RunMismatch("--resume continues the run in --out and --overwrite deletes it: give one of them")
+    if cfg.overwrite and earlier:
+        log.warning("--overwrite: deleting the earlier train-rm run in %s (%s)", out, ", ".join(earlier))
+        for name in earlier:
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        return False
+    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"))
+    if not cfg.resume:
+        if earlier:
+            raise RunMismatch(
+                f"--out {str(out)!r} already holds a train-rm run ({', '.join(earlier)}); pass --resume to "
+                "continue it, --overwrite to delete it and start again, or choose another --out"
+            )
+        return False
+    if not checkpoints:
+        if earlier:
+            raise RunMismatch(
+                f"--resume: --out {str(out)!r} holds an earlier run ({', '.join(earlier)}) but no checkpoint "
+                "to continue from; pass --overwrite to start again"
+            )
+        log.info("--resume: no checkpoint in %s yet, starting fresh", out / "checkpoints")
+        return False
+    saved_path = out / RUN_FILE
+    if not saved_path.is_file():
+        raise RunMismatch(
+            f"--resume: {out} does not record the settings that made its checkpoints (an older cooper wrote "
+            "them), so they cannot be checked to belong to this run; pass --overwrite to start again"
+        )
+    diff = identity_differences(json.loads(saved_path.read_text(encoding="utf-8")), identity)
+    if diff:
+        raise RunMismatch(
+            f"--resume: the checkpoints in {out} belong to a different run: {'; '.join(diff)}. Resume with the "
+            "settings they were made with, or start again with --overwrite or another --out"
+        )
+    return True
 
 
 def _load_or_build_rm(cfg: RMTrainConfig) -> VerifyRM:
@@ -143,6 +228,7 @@ def train_rm(cfg: RMTrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> d
     """Train, evaluate on the held-out rows, save the model to ``cfg.out``; returns the metrics.
     ``callbacks``: extra ``TrainerCallback`` objects (the demo's progress display)."""
     out = check_output_dir(cfg.out, "--out")  # every mistake is reported before anything is written
+    identity = run_identity(cfg)
     set_seed(cfg.seed)
     rows, skipped = load_rm_rows(cfg.data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)
     if cfg.model != "tiny":
@@ -154,6 +240,7 @@ def train_rm(cfg: RMTrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> d
         train_rows, skipped = rows, skipped + eval_skipped  # skipped eval rows are counted too
     else:
         train_rows, eval_rows = _split(rows, cfg.eval_split, cfg.seed)
+    resume = _prepare_out(out, cfg, identity)
     rm = _load_or_build_rm(cfg)
     log.info(
         "train-rm: %d training rows, %d eval rows, max_length %d",
@@ -195,9 +282,9 @@ def train_rm(cfg: RMTrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> d
         compute_metrics=_metrics_fn(cfg.threshold),
         callbacks=list(callbacks) or None,
     )
-    resume = cfg.resume and any((out / "checkpoints").glob("checkpoint-*"))
-    if cfg.resume and not resume:
-        log.info("--resume: no checkpoint in %s yet, starting fresh", out / "checkpoints")
+    if not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / RUN_FILE, identity)
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "train_rows": len(train_rows)}
     metrics["eval_rows"] = len(eval_rows)
@@ -232,6 +319,7 @@ def run_cli(args: argparse.Namespace) -> int:
         seed=args.seed,
         threshold=args.threshold,
         resume=args.resume,
+        overwrite=args.overwrite,
         skip_invalid=args.skip_invalid,
         trust_remote_code=args.trust_remote_code,
         report_to=args.report_to,
