@@ -231,6 +231,13 @@ def test_numbers_in_yaml_and_overrides_get_their_fields_types(tmp_path):
         (["--reward.verifier_timeout_s", ".nan"], "verifier_timeout_s must be a positive number"),
         (["--cooper.rm_update.learning_rate", "1e-3x"], "cooper.rm_update.learning_rate = '1e-3x'"),
         (["--data.limit", "[1]"], "data.limit = [1] is not an integer or null"),
+        # values GRPOConfig takes but torch or TRL would fail on later, after writing files
+        (["--grpo.learning_rate", "nan"], "grpo.learning_rate = nan: must be a finite number"),
+        (["--grpo.learning_rate", "inf"], "grpo.learning_rate = inf: must be a finite number"),
+        (["--grpo.learning_rate", "-1"], "grpo.learning_rate = -1: must be >= 0"),
+        (["--grpo.temperature", "0"], "grpo.temperature = 0: must be > 0"),
+        (["--grpo.max_steps", "0"], "grpo.max_steps = 0: must be > 0"),
+        (["--grpo.loss_type", "foo"], "grpo.loss_type = 'foo': TRL supports grpo, dr_grpo, dapo"),
         (["--cooperr.positive", "first"], "unknown key 'cooperr' in the top level; did you mean 'cooper'?"),
         (["--reward.moed", "rule"], "unknown key 'moed' in section 'reward'; did you mean 'mode'?"),
         (

@@ -4,7 +4,10 @@ before anything is loaded or written."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from cooper.data.benchmarks import load_benchmark
 from cooper.data.prompts import prompt_messages
 from cooper.data.rows import load_rows
 from cooper.rl.checkpoint import flatten_dict
-from cooper.rl.config import TrainConfig, rm_to_load
+from cooper.rl.config import ConfigError, TrainConfig, rm_to_load
 from cooper.rl.negatives import NEGATIVE_SOURCES, AssistantSource
 from cooper.rl.reward import RewardFunction
 from cooper.rl.rm_update import RMUpdater
@@ -139,9 +142,35 @@ def grpo_config(cfg: TrainConfig) -> GRPOConfig:
     # save, before cooper's marker makes the new one complete, so a crash there would leave none to resume.
     kwargs["save_total_limit"] = None
     try:
-        return GRPOConfig(**kwargs)
+        args = GRPOConfig(**kwargs)
     except TypeError as e:
         raise ValueError(f"grpo section: {e} (keys pass to trl.GRPOConfig unchanged)") from None
+    check_grpo_values(args, cfg.grpo)
+    return args
+
+
+def check_grpo_values(args: GRPOConfig, given: dict[str, Any]) -> None:
+    """Values ``GRPOConfig`` accepts but training fails on later, in torch or TRL, after files are written
+    (a NaN or negative learning rate, a temperature of 0, an unknown loss type): a ConfigError naming the key."""
+    for key, value in given.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"grpo.{key} = {value!r}: must be a finite number")
+    if args.learning_rate < 0:
+        raise ConfigError(f"grpo.learning_rate = {args.learning_rate!r}: must be >= 0")
+    if not args.temperature > 0:
+        raise ConfigError(f"grpo.temperature = {args.temperature!r}: must be > 0")
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise ConfigError(f"grpo.max_steps = {args.max_steps!r}: must be > 0 (or -1: train num_train_epochs)")
+    loss_types = _supported_values("loss_type")
+    if loss_types and args.loss_type not in loss_types:
+        raise ConfigError(f"grpo.loss_type = {args.loss_type!r}: TRL supports {', '.join(loss_types)}")
+
+
+def _supported_values(name: str) -> list[str]:
+    """The values TRL's help for ``GRPOConfig.<name>`` lists as supported ([] when it lists none)."""
+    field = next((f for f in dataclasses.fields(GRPOConfig) if f.name == name), None)
+    found = re.search(r"Supported values are ([^.]*)\.", (field.metadata.get("help") or "") if field else "")
+    return re.findall(r"'([^']+)'", found.group(1)) if found else []
 
 
 def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
