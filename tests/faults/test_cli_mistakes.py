@@ -306,3 +306,28 @@ def test_demo_refuses_bad_counts_before_any_work(
     assert rc == 2
     assert flag in text and f"must be a whole number >= {minimum}, got '{value}'" in text
     assert _files_under(out) == []
+
+
+@pytest.mark.parametrize(
+    "case", ["out is a file", "out under a file", "readme missing", "readme without block"]
+)
+def test_demo_refuses_a_bad_out_or_readme_before_any_work(
+    case: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` at a file crashed with a traceback; a README without the results block failed only at the end,
+    after the whole run. Both are exit 2 naming the flag, before anything is built."""
+    a_file = tmp_path / "taken"
+    a_file.write_text("mine")
+    readme = tmp_path / "README.md"
+    readme.write_text("# no results block\n")
+    argv, expected = {
+        "out is a file": (["--out", a_file], "--out"),
+        "out under a file": (["--out", a_file / "sub"], "--out"),
+        "readme missing": (["--out", tmp_path / "d", "--readme", tmp_path / "nope.md"], "no such file"),
+        "readme without block": (["--out", tmp_path / "d", "--readme", readme], "demo-results:start"),
+    }[case]
+    rc, text = _run(["demo", "--quick", *map(str, argv)], caplog, capsys)
+    assert rc == 2, text
+    assert expected in text and "Traceback" not in text, text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "taken"]
+    assert a_file.read_text() == "mine" and readme.read_text() == "# no results block\n"

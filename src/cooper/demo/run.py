@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from cooper.demo import pipeline as P
 from cooper.demo.progress import DemoProgress, reference_weights, step_callback
 from cooper.rl.plots import metric_points, plot_lines
-from cooper.utils.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from cooper.utils.io import atomic_write_json, atomic_write_text, check_output_dir, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -353,11 +353,20 @@ def _rss(report: dict[str, Any]) -> str:
     return f"{mb:.0f} MB" if workers == 1 else f"at most {mb:.0f} MB ({workers + 1} processes together)"
 
 
+def check_readme(readme: Path) -> str:
+    """The text of ``readme``, which must hold exactly one results block between the demo markers (checked
+    before the demo starts, and again when it writes the block)."""
+    if not readme.is_file():
+        raise ValueError(f"--readme {str(readme)!r}: no such file")
+    text = readme.read_text(encoding="utf-8")
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise ValueError(f"--readme {readme}: needs exactly one {README_START} ... {README_END} block")
+    return text
+
+
 def update_readme(readme: Path, report: dict[str, Any], image_dir: str) -> None:
     """Replace the block between the demo markers in ``readme`` (atomically; an error if they are missing)."""
-    text = readme.read_text()
-    if text.count(README_START) != 1 or text.count(README_END) != 1:
-        raise ValueError(f"{readme}: needs exactly one {README_START} ... {README_END} block")
+    text = check_readme(readme)
     head, rest = text.split(README_START)
     _, tail = rest.split(README_END)
     atomic_write_text(readme, head + readme_block(report, image_dir) + tail)
@@ -393,7 +402,9 @@ def run_demo(
     identical, docs/demo.md)."""
 
     t0 = time.perf_counter()
-    out = Path(out)
+    out = check_output_dir(out, "--out")  # mistakes are reported before minutes of work, not after
+    if readme is not None:
+        check_readme(Path(readme))
     shutil.rmtree(out / "work", ignore_errors=True)  # every demo run starts from scratch
     out.mkdir(parents=True, exist_ok=True)
     s = P.DemoSettings.quick() if quick else P.DemoSettings()
