@@ -187,6 +187,19 @@ def test_rule_mode_neither_loads_nor_warns_about_a_named_rm(
     assert "reward hacking" not in text and "is not loaded" in text
 
 
+def test_rule_mode_in_the_python_api_does_not_score_a_given_rm(tiny_paths, caplog):
+    """As the CLI: RewardFunction("rule", rm=...) says the RM is not used, and reports no RM metric."""
+    from cooper.rl.reward import RewardFunction
+    from cooper.rm.model import VerifyRM
+
+    rm = VerifyRM.from_pretrained(tiny_paths.rm_dir, device="cpu", max_length=128)
+    with caplog.at_level(logging.WARNING):
+        reward = RewardFunction("rule", rm=rm)
+    assert reward.rm is None and "the reward model given is not used" in caplog.text
+    assert reward(["q", "q"], ["The answer is 2.", "The answer is 3."], reference=["2", "2"]) == [1.0, 0.0]
+    assert not any(k.startswith(("reward/rm_mean", "reward/hacking_gap")) for k in reward.last.metrics)
+
+
 def test_the_monitor_warns_only_of_a_reward_the_policy_is_paid_by(caplog):
     from types import SimpleNamespace
 

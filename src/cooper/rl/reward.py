@@ -154,6 +154,13 @@ class RewardFunction:
             raise ValueError(f"reward mode {mode!r} needs a reward model (reward.rm)")
         if mode == "cooper" and updater is None:
             raise ValueError("reward mode 'cooper' needs an RMUpdater")
+        if mode == "rule" and (rm is not None or updater is not None):
+            # as cooper train: the verifier pays the policy, so an RM would only be scored and reported as if
+            # it were the reward (its hacking gap describes nothing the policy sees)
+            log.warning(
+                "reward mode 'rule': the verifier pays the policy; the reward model given is not used"
+            )
+            rm, updater = None, None
         self.mode = mode
         self.rm = rm
         self.updater = updater
