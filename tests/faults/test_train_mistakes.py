@@ -69,7 +69,7 @@ def config_file(tmp_path: Path, tiny_paths, digits_policy):
 
 
 # -- --resume never continues a different run -------------------------------------------------------------
-def test_resume_refuses_a_checkpoint_of_a_different_run(config_file, tmp_path, caplog, capsys):
+def test_resume_refuses_a_checkpoint_of_a_different_run(config_file, digits_policy, tmp_path, caplog, capsys):
     """The bug: a static_rm run's checkpoint was resumed by a rule run, which went on at its step."""
     run = tmp_path / "run"
     rc, text = _run(["train", config_file(**{"reward.mode": "static_rm"})], caplog, capsys)
@@ -92,6 +92,14 @@ def test_resume_refuses_a_checkpoint_of_a_different_run(config_file, tmp_path, c
         capsys,
     )
     assert rc == 2 and "grpo.num_generations" in text, text
+
+    # the same policy written with a trailing slash is the same run: it resumes
+    slash = config_file(
+        "slash.yaml", **{"reward.mode": "static_rm", "policy": f"{digits_policy}/", "grpo.max_steps": 3}
+    )
+    rc, text = _run(["train", slash, "--resume", "--grpo.save_steps", "3"], caplog, capsys)
+    assert rc == 0, text
+    assert (run / "checkpoint-3").is_dir()
 
 
 def test_resume_refuses_a_checkpoint_that_records_no_config(config_file, tmp_path, caplog, capsys):

@@ -201,6 +201,12 @@ def run_identity(cfg: TrainConfig, args: Any) -> dict[str, Any]:
     """The run-defining settings as one flat JSON-able dict (``data.files``, ``grpo.beta``, ...)."""
     flat = flatten_dict(config_to_dict(cfg))
     flat["reward.rm"] = rm_to_load(cfg)  # mode rule loads no RM: naming another one changes nothing
+    for key in ("policy", "reward.rm", "data.files", "data.data_dir"):  # "DIR/" and "DIR" are one path
+        value = flat.get(key)
+        if isinstance(value, str) and value != "tiny":
+            flat[key] = os.path.normpath(value)
+        elif isinstance(value, list | tuple):
+            flat[key] = [os.path.normpath(v) if isinstance(v, str) else v for v in value]
     keep = {k: v for k, v in flat.items() if any(k == p or k.startswith(p + ".") for p in RUN_DEFINING)}
     grpo = args.to_dict()
     keep.update({f"grpo.{k}": grpo.get(k) for k in RUN_DEFINING_GRPO if k in grpo})

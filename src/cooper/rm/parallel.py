@@ -47,13 +47,14 @@ from torch.nn.parallel import DistributedDataParallel
 from transformers.integrations import deepspeed as hf_deepspeed
 
 from cooper.utils.dist import rank_and_world
+from cooper.utils.errors import BadInput
 
 log = logging.getLogger(__name__)
 
 PARALLEL_MODES = ("auto", "replicate", "shard")
 
 
-class ParallelError(ValueError):
+class ParallelError(BadInput, ValueError):
     """The RM cannot be spread over the processes as asked (names the module), or a sharded checkpoint does
     not fit the model (names the key)."""
 

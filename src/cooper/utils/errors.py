@@ -11,11 +11,15 @@ flag). Each subclass keeps the built-in base it always had, so existing ``except
 * :class:`cooper.verify.registry.VerifierError` (ValueError): a verifier that is unknown or fails;
 * :class:`cooper.utils.models.ModelLoadError` (RuntimeError): a model directory that cannot be loaded, and
   its :class:`~cooper.utils.models.ModelDirError` (also FileNotFoundError): no usable model directory;
-* :class:`cooper.utils.endpoints.EndpointError` (RuntimeError): an endpoint misconfigured or unreachable.
+* :class:`cooper.utils.endpoints.EndpointError` (RuntimeError): an endpoint misconfigured or unreachable;
+* :class:`cooper.utils.state.StateError` (ValueError): a state file missing, unreadable or not as expected;
+* :class:`cooper.rm.parallel.ParallelError` (ValueError): an RM that cannot be spread as asked, or a sharded
+  checkpoint of another architecture;
+* :class:`cooper.rm.pretrain.RunMismatch` (ValueError): a ``train-rm --out`` that holds another run.
 
 :func:`cooper.cli.main` is the one place that turns them into :data:`EXIT_BAD_INPUT` with one log line (a
-traceback only with ``-v``); plain ``ValueError`` and ``FileNotFoundError``, which many checks raise (and
-:class:`cooper.utils.state.StateError`, a ValueError), count as bad input there too (:data:`BAD_INPUT_ERRORS`).
+traceback only with ``-v``); plain ``ValueError`` and ``FileNotFoundError``, which many checks raise, count as
+bad input there too (:data:`BAD_INPUT_ERRORS`).
 """
 
 from __future__ import annotations

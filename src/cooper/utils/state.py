@@ -17,12 +17,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from cooper.utils.errors import BadInput
+
 _TENSOR = "__tensor__"
 _INT_KEYS = "__int_keys__"
 _FLOAT = "__float__"
 
 
-class StateError(ValueError):
+class StateError(BadInput, ValueError):
     """A state file is missing, unreadable or does not match what was expected; the message names it."""
 
 
