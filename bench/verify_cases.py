@@ -9,10 +9,11 @@ the gold answers the responses are built from are split here from the raw ``fina
 Sets built (``source`` names):
 
 * ``olympiad multi``: every OlympiadBench row with ``is_multiple_answer`` true whose answer is not prose.
-  From its gold answers: (a) each answer in its own ``\\boxed{}`` (correct); (b) all answers in one box,
-  joined by ``; `` or by `` and `` (correct); (c) the last answer left out (wrong); (d) the last answer's last
-  number changed by +1 (``+1`` appended if it has none; repeated while the value equals a gold answer)
-  (wrong); (e) all answers plus that wrong value as an extra box (wrong: a set with an extra answer). For
+  From its gold answers: (a) each answer in its own ``\\boxed{}``, inline, in display math one per line, or
+  as a bulleted list (correct); (b) all answers in one box, joined by ``; `` or by `` and `` (correct); (c)
+  the last answer left out, inline or in display math (wrong); (d) the last answer's last number changed by +1
+  (``+1`` appended if it has none; repeated while the value equals a gold answer), inline or listed (wrong);
+  (e) all answers plus that wrong value as an extra box (wrong: a set with an extra answer). For
   rows whose answers form a set (the question asks for *all* solutions, pairs, values; see
   :func:`answers_form_a_set`) the same five again with the answers in reversed order (tuples stay intact,
   only the list order changes). Rows whose answers are an ordered list (``a, b and c``; minimum and
@@ -151,6 +152,19 @@ def _boxes(answers: list[str]) -> str:
     )
 
 
+def _display_boxes(answers: list[str]) -> str:
+    """Each answer boxed in its own display math, one per line (how reasoning models often end)."""
+    return "We check every case above. The answers are\n" + "\n".join(
+        f"\\[\\boxed{{{a}}}\\]" for a in answers
+    )
+
+
+def _listed_boxes(answers: list[str]) -> str:
+    return "We check every case above. The solutions are:\n" + "\n".join(
+        f"- $\\boxed{{{a}}}$" for a in answers
+    )
+
+
 def _one_box(answers: list[str], sep: str) -> str:
     return f"We check every case above.\n\nThe final answer is $\\boxed{{{sep.join(answers)}}}$."
 
@@ -161,11 +175,15 @@ def _multi_variants(golds: list[str]) -> list[tuple[str, str, bool]]:
         ("boxes", _boxes(golds), True),
         ("one box ;", _one_box(golds, "; "), True),
         ("one box and", _one_box(golds, " and "), True),
+        ("display boxes", _display_boxes(golds), True),
+        ("listed boxes", _listed_boxes(golds), True),
     ]
     if len(golds) > 1:
         out.append(("missing", _boxes(golds[:-1]), False))
+        out.append(("display missing", _display_boxes(golds[:-1]), False))
     wrong = distinct_perturbation(golds[-1], golds)
     out.append(("replaced", _boxes([*golds[:-1], wrong]), False))
+    out.append(("listed replaced", _listed_boxes([*golds[:-1], wrong]), False))
     out.append(("extra", _boxes([*golds, wrong]), False))
     return out
 

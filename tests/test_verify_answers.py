@@ -46,6 +46,7 @@ PRECISION = [
     ("Thus we consider the polynomial of degree 15.", "15", False),
     ("So 10 lawns are mowed in 2 hours.", "2", False),
     ("So 10 lawns are mowed in 2 hours.", "10", False),
+    ("She pays 9 * 2 = 18 dollars. Check: 2 * 9 = 18.", "18", True),  # a closing check states the result
     # a list is not a number with a thousands separator
     ("\\boxed{32, 349}", "32349", False),
     ("\\boxed{32,349}", "32349", True),

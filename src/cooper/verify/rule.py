@@ -85,9 +85,10 @@ _NOT_A_RESULT = re.compile(
     re.I,
 )
 # a last sentence that announces work still to do ("Let us now check 15", "So next we evaluate $f(3)$")
+# ("check" and "verify" are not: a response may end on a check of its result, "Check: 9 * 2 = 18.")
 _STILL_WORKING = re.compile(
-    r"\b(?:let(?:'s|\s+us)?|check(?:ing)?|verify(?:ing)?|consider(?:ing)?|remains?\s+to|evaluate|simplify|"
-    r"substitute|plug|examine|next\s+we|continue|further|step)\b",
+    r"\b(?:let(?:'s|\s+us)?|consider(?:ing)?|remains?\s+to|evaluate|simplify|substitute|plug|examine|"
+    r"next\s+we|continue|further|step)\b",
     re.I,
 )
 # a number after one of these words is a circumstance ("... lawns in 2 hours", "for 3 days"), not the result
