@@ -188,16 +188,23 @@ def test_an_output_dir_from_before_the_record_is_resumed_with_a_warning(
 # --- 3. validate everything before writing anything ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", ["missing", "weightless"])
 def test_a_missing_generator_writes_nothing(
-    tmp_path: Path, judge: FakeEndpoint, caplog: pytest.LogCaptureFixture
+    kind: str, tmp_path: Path, judge: FakeEndpoint, caplog: pytest.LogCaptureFixture, tiny_paths
 ) -> None:
     data = write_jsonl(
         tmp_path / "q.jsonl", [{k: r[k] for k in ("id", "question", "reference")} for r in rows(2)]
     )
     out = tmp_path / "out"
-    missing = tmp_path / "no-such-model"
-    assert annotate(data, out, judge.url, "--generator", str(missing)) == 2
-    assert str(missing) in caplog.text and "Traceback" not in caplog.text
+    generator = tmp_path / "no-such-model"
+    if kind == "weightless":  # a config.json but no weights: the one model-directory check says so
+        shutil.copytree(tiny_paths.policy_dir, generator)
+        for f in generator.glob("*.safetensors"):
+            f.unlink()
+    assert annotate(data, out, judge.url, "--generator", str(generator)) == 2
+    assert str(generator) in caplog.text and "Traceback" not in caplog.text
+    if kind == "weightless":
+        assert "no weights (no *.safetensors file)" in caplog.text, caplog.text
     assert not out.exists(), sorted(p.name for p in out.iterdir())
     assert judge.seen == []  # reported before the endpoint is even asked
 
