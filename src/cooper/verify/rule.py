@@ -46,6 +46,7 @@ MAX_EXPONENT_NESTING = 2
 MAX_SET_ITEMS = 32  # answers in one set; more is refused (bounded work per item)
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE = re.compile(r"[{}]")
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(
     r"\b(?:the|final|my)\s+(?:final\s+)?answers?\s*(?:is|are|:|=|would\s+be|will\s+be)\s*:?\s*(?:\n\s*)?([^\n]+)"
@@ -122,22 +123,22 @@ _UNIT_AFTER = re.compile(r"\s+(?!(?:is|are|was|were|equals)\b)[A-Za-z]+(?:\s+[A-
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox|textnormal|operatorname)\s*\{([^{}]*)\}")
 
 
+def _box_content(text: str, open_end: int) -> str | None:
+    """The content of the box whose opening brace ends at ``open_end``, up to its balancing brace; None if it
+    never closes. Read at most ``2 * MAX_ANSWER_CHARS`` far (a longer box comes back cut there, and
+    :func:`refusal_reason` refuses it as too long), so a response of many boxes costs linear time."""
+    depth, stop = 1, min(len(text), open_end + 2 * MAX_ANSWER_CHARS)
+    for m in _BRACE.finditer(text, open_end, stop):
+        depth += 1 if m.group() == "{" else -1
+        if depth == 0:
+            return text[open_end : m.start()]
+    return text[open_end:stop] if stop < len(text) else None
+
+
 def _boxed_spans(text: str) -> list[str]:
     """Contents of every balanced ``\\boxed{...}`` / ``\\fbox{...}`` in ``text``, in order."""
-    out: list[str] = []
-    for m in _BOXED.finditer(text):
-        depth, start = 1, m.end()
-        i = start
-        while i < len(text) and depth:
-            c = text[i]
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-            i += 1
-        if depth == 0:
-            out.append(text[start : i - 1])
-    return out
+    found = (_box_content(text, m.end()) for m in _BOXED.finditer(text))
+    return [c for c in found if c is not None]
 
 
 def _strip_sentence_end(s: str, chars: str = ".,;!?:") -> str:
@@ -167,9 +168,9 @@ def _marker_candidates(text: str) -> list[tuple[int, int, str]]:
     """(start, end, answer string) for every explicit final-answer marker in ``text``."""
     found: list[tuple[int, int, str]] = []
     for m in _BOXED.finditer(text):
-        spans = _boxed_spans(text[m.start() :])
-        if spans:
-            found.append((m.start(), m.end() + len(spans[0]) + 1, spans[0]))
+        content = _box_content(text, m.end())
+        if content is not None:
+            found.append((m.start(), m.end() + len(content) + 1, content))
     found += [(m.start(), m.end(), _strip_sentence_end(m.group(1), ".,;")) for m in _HASHES.finditer(text)]
     for m in _ANSWER_IS.finditer(text):
         phrase = m.group(1) or m.group(2)
@@ -183,7 +184,10 @@ def _final_marker_group(text: str, found: list[tuple[int, int, str]]) -> list[st
     """The answers of the marked statements that end ``text`` one after another ("The answer is $x=2$.
     The answer is $x=6$."): the last marker and those just before it, with only separators between them. A
     marker inside another (the box of "the answer is \\boxed{5}") is part of that one."""
-    outer = sorted(c for c in found if not any(o != c and o[0] <= c[0] and c[1] <= o[1] for o in found))
+    outer: list[tuple[int, int, str]] = []
+    for c in sorted(found, key=lambda c: (c[0], -c[1])):  # by start; of two at one start, the longer first
+        if not outer or c[1] > outer[-1][1]:  # not inside the one before (which reaches at least as far)
+            outer.append(c)
     group = [outer[-1]]
     for prev in reversed(outer[:-1]):
         if prev[1] > group[0][0] or not _MARK_GAP.fullmatch(text[prev[1] : group[0][0]]):
@@ -251,10 +255,8 @@ def _final_box_group(text: str, last_pos: int) -> list[str]:
     boxes = [(m.start(), m.end()) for m in _BOXED.finditer(text)]
     spans: list[tuple[int, int, str] | None] = []
     for start, open_end in boxes:
-        inner = _boxed_spans(text[start:])
-        spans.append(
-            (start, open_end + len(inner[0]) + 1, inner[0]) if inner else None
-        )  # (start, end, content)
+        content = _box_content(text, open_end)
+        spans.append(None if content is None else (start, open_end + len(content) + 1, content))
     idx = next(i for i, (start, _) in enumerate(boxes) if start == last_pos)
     last = spans[idx]
     if last is None:
