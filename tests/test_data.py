@@ -88,6 +88,10 @@ def test_known_references(benchmarks: dict) -> None:
     assert olymp["2349"]["reference"] == "221, 8"  # "$221,$8$"
     assert olymp["1970"]["reference"] == "(-\\infty, 0) \\cup\\{1\\}"  # "$...$."
     assert olymp["2419"]["reference"] == "166" and olymp["2419"]["unit"] == "cm^2"
+    # the fields the verifier reads, as the file gives them
+    assert (olymp["1664"]["answer_type"], olymp["1664"]["is_multiple_answer"]) == ("Numerical", True)
+    assert (olymp["2419"]["answer_type"], olymp["2419"]["is_multiple_answer"]) == ("Numerical", False)
+    assert sum(r["is_multiple_answer"] is True for r in olymp.values()) == 94
     first, second = olymp["1618"]["solution"].split("\n\nSet again $s=x+y$.")  # two solutions, joined
     assert first.startswith("Up to a swap") and second
     ody = by_id["odyssey"]
