@@ -10,6 +10,7 @@ reward callable (:mod:`cooper.rl.reward`, one step of the algorithm box per call
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import pickle
@@ -42,6 +43,7 @@ from cooper.rl.checkpoint import (
 from cooper.rl.config import TrainConfig, config_to_dict, load_config, parse_overrides
 from cooper.rl.plots import plot_run
 from cooper.utils.io import atomic_write_json, check_output_dir
+from cooper.utils.run_identity import fresh_or_resume, refuse_resume_and_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,7 @@ def train(
     (delete it first). Resuming a run that has reached its end trains nothing and returns its summary.
 
     ``callbacks``: extra ``transformers.TrainerCallback`` objects (the demo evaluates periodically)."""
-    if resume and overwrite:
-        raise ValueError(
-            "--resume continues the run in output_dir and --overwrite deletes it: give one of them"
-        )
+    refuse_resume_and_overwrite(resume, overwrite, "output_dir")
     set_seed(cfg.seed)
     out = check_output_dir(cfg.output_dir, "output_dir")
     rows = load_prompts(cfg)  # bad data fails here, before any model is loaded
@@ -81,26 +80,17 @@ def train(
 
 def _prepare_output_dir(out: Path, identity: dict[str, Any], *, resume: bool, overwrite: bool) -> Path | None:
     """The checkpoint to resume from (checked to belong to this run), or None for a fresh start."""
-    earlier = previous_run(out)
-    if overwrite and earlier:
-        log.warning("--overwrite: deleting the earlier run in %s (%s)", out, ", ".join(earlier[:6]))
-        clear_previous_run(out)
-        return None
-    if not resume:
-        if earlier:
-            raise ValueError(
-                f"output_dir {str(out)!r} already holds a run ({', '.join(earlier[:6])}); pass --resume to "
-                "continue it, --overwrite to delete it and start again, or choose another output_dir"
-            )
-        return None
     ckpt = latest_checkpoint(out)
-    if ckpt is None:
-        if earlier:
-            raise ValueError(
-                f"--resume: output_dir {str(out)!r} holds an earlier run ({', '.join(earlier[:6])}) but no "
-                "complete checkpoint to continue from; pass --overwrite to start again"
-            )
-        log.warning("--resume: no checkpoint in %s; starting fresh", out)
+    resuming = fresh_or_resume(
+        out,
+        previous_run(out),
+        resume=resume,
+        overwrite=overwrite,
+        has_checkpoint=ckpt is not None,
+        clear=functools.partial(clear_previous_run, out),
+        flag="output_dir",
+    )
+    if not resuming or ckpt is None:
         return None
     check_resumable(ckpt, identity)
     return ckpt

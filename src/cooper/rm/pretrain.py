@@ -37,9 +37,13 @@ from cooper.rm.data import check_threshold, load_rm_rows
 from cooper.rm.metrics import score_metrics
 from cooper.rm.model import VerifyRM, check_rm_dir
 from cooper.utils.device import trainer_precision
-from cooper.utils.errors import BadInput
 from cooper.utils.io import atomic_write_json, check_output_dir
-from cooper.utils.run_identity import identity_differences
+from cooper.utils.run_identity import (
+    RunMismatch,
+    fresh_or_resume,
+    identity_differences,
+    refuse_resume_and_overwrite,
+)
 from cooper.utils.tiny import tiny_models
 
 log = logging.getLogger(__name__)
@@ -109,10 +113,6 @@ RUN_FILE = "run.json"  # OUT/run.json: the run-defining settings of the run whos
 RUN_OUTPUTS = ("checkpoints", "model.safetensors", "metrics.json", "train_rm_config.json", RUN_FILE)
 
 
-class RunMismatch(BadInput, ValueError):
-    """``--out`` holds another train-rm run than the one asked for."""
-
-
 def run_identity(cfg: RMTrainConfig) -> dict[str, Any]:
     """The run-defining settings of ``cfg``, with file paths made absolute (a run may resume from elsewhere)."""
     flat = dataclasses.asdict(cfg)
@@ -128,29 +128,23 @@ def _prepare_out(out: Path, cfg: RMTrainConfig, identity: dict[str, Any]) -> boo
     """Whether to resume: ``out`` is checked to hold nothing of another run (or cleared with ``overwrite``),
     and a checkpoint to resume is checked to come from a run with the same run-defining settings."""
     earlier = sorted(n for n in RUN_OUTPUTS if (out / n).exists())
-    if cfg.resume and cfg.overwrite:
-        raise RunMismatch("--resume continues the run in --out and --overwrite deletes it: give one of them")
-    if cfg.overwrite and earlier:
-        log.warning("--overwrite: deleting the earlier train-rm run in %s (%s)", out, ", ".join(earlier))
+
+    def clear() -> None:
         for name in earlier:
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()
-        return False
-    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"))
-    if not cfg.resume:
-        if earlier:
-            raise RunMismatch(
-                f"--out {str(out)!r} already holds a train-rm run ({', '.join(earlier)}); pass --resume to "
-                "continue it, --overwrite to delete it and start again, or choose another --out"
-            )
-        return False
-    if not checkpoints:
-        if earlier:
-            raise RunMismatch(
-                f"--resume: --out {str(out)!r} holds an earlier run ({', '.join(earlier)}) but no checkpoint "
-                "to continue from; pass --overwrite to start again"
-            )
-        log.info("--resume: no checkpoint in %s yet, starting fresh", out / "checkpoints")
+
+    resuming = fresh_or_resume(
+        out,
+        earlier,
+        resume=cfg.resume,
+        overwrite=cfg.overwrite,
+        has_checkpoint=any((out / "checkpoints").glob("checkpoint-*")),
+        clear=clear,
+        flag="--out",
+        kind="train-rm run",
+    )
+    if not resuming:
         return False
     saved_path = out / RUN_FILE
     if not saved_path.is_file():
@@ -228,6 +222,7 @@ def train_rm(cfg: RMTrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> d
     """Train, evaluate on the held-out rows, save the model to ``cfg.out``; returns the metrics.
     ``callbacks``: extra ``TrainerCallback`` objects (the demo's progress display)."""
     out = check_output_dir(cfg.out, "--out")  # every mistake is reported before anything is written
+    refuse_resume_and_overwrite(cfg.resume, cfg.overwrite, "--out")
     identity = run_identity(cfg)
     set_seed(cfg.seed)
     rows, skipped = load_rm_rows(cfg.data, columns=cfg.columns, skip_invalid=cfg.skip_invalid)

@@ -15,7 +15,8 @@ flag). Each subclass keeps the built-in base it always had, so existing ``except
 * :class:`cooper.utils.state.StateError` (ValueError): a state file missing, unreadable or not as expected;
 * :class:`cooper.rm.parallel.ParallelError` (ValueError): an RM that cannot be spread as asked, or a sharded
   checkpoint of another architecture;
-* :class:`cooper.rm.pretrain.RunMismatch` (ValueError): a ``train-rm --out`` that holds another run.
+* :class:`cooper.utils.run_identity.RunMismatch` (ValueError): an output directory that holds another run
+  (``train``, ``train-rm``).
 
 :func:`cooper.cli.main` is the one place that turns them into :data:`EXIT_BAD_INPUT` with one log line (a
 traceback only with ``-v``); plain ``ValueError`` and ``FileNotFoundError``, which many checks raise, count as
