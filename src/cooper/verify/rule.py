@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -188,11 +189,7 @@ def _final_marker_group(text: str, found: list[tuple[int, int, str]]) -> list[st
     for c in sorted(found, key=lambda c: (c[0], -c[1])):  # by start; of two at one start, the longer first
         if not outer or c[1] > outer[-1][1]:  # not inside the one before (which reaches at least as far)
             outer.append(c)
-    group = [outer[-1]]
-    for prev in reversed(outer[:-1]):
-        if prev[1] > group[0][0] or not _MARK_GAP.fullmatch(text[prev[1] : group[0][0]]):
-            break
-        group.insert(0, prev)
+    group = _trailing_run(text, outer, lambda gap: bool(_MARK_GAP.fullmatch(gap)))
     inner = [_boxed_spans(ans) for _, _, ans in group]
     return [
         a for a in ((b[-1] if b else ans).strip() for b, (_, _, ans) in zip(inner, group, strict=True)) if a
@@ -217,7 +214,7 @@ def extract_answers(text: str, *, last_number: bool = True) -> tuple[list[str], 
     if found:
         pos, _, answer = max(found, key=lambda c: c[0])
         if text.startswith(("\\boxed", "\\fbox"), pos):
-            group = _final_box_group(text, pos)
+            group = _final_box_group(text, found)
             if len(group) > 1:
                 answers = [a for a in (_meaningful(g.strip()) for g in group) if a]
                 return answers, "boxed answers"
@@ -249,28 +246,26 @@ def extract_answer(text: str, *, last_number: bool = True) -> str | None:
     return answers[-1] if answers else None
 
 
-def _final_box_group(text: str, last_pos: int) -> list[str]:
-    """The contents of the boxes that end ``text``'s answer: the box at ``last_pos`` and the boxes just before
-    it, each separated from the next only by separators (``,`` ``;`` "and" "or" ``x =`` ``$``)."""
-    boxes = [(m.start(), m.end()) for m in _BOXED.finditer(text)]
-    spans: list[tuple[int, int, str] | None] = []
-    for start, open_end in boxes:
-        content = _box_content(text, open_end)
-        spans.append(None if content is None else (start, open_end + len(content) + 1, content))
-    idx = next(i for i, (start, _) in enumerate(boxes) if start == last_pos)
-    last = spans[idx]
-    if last is None:
-        return []
-    group = [last]
-    for j in range(idx - 1, -1, -1):
-        prev = spans[j]
-        if prev is None or prev[1] > group[0][0]:  # unclosed, or a box nested in the next one
-            break
-        gap = text[prev[1] : group[0][0]]
-        if len(gap) > _MAX_BOX_GAP or not _BOX_GAP.fullmatch(gap):
+def _final_box_group(text: str, found: list[tuple[int, int, str]]) -> list[str]:
+    """The contents of the boxes that end ``text``'s answer (the last of ``found`` is a box): that box and the
+    boxes just before it, each separated from the next only by separators (``,`` ``;`` "and" "or" ``x =``
+    ``$``, math delimiters, list bullets)."""
+    boxes = sorted(c for c in found if text.startswith(("\\boxed", "\\fbox"), c[0]))
+    group = _trailing_run(text, boxes, lambda gap: len(gap) <= _MAX_BOX_GAP and bool(_BOX_GAP.fullmatch(gap)))
+    return [g[2] for g in group]
+
+
+def _trailing_run(
+    text: str, spans: list[tuple[int, int, str]], gap_ok: Callable[[str], bool]
+) -> list[tuple[int, int, str]]:
+    """The last of ``spans`` (sorted by start) and those just before it, each ending before the next begins
+    with a gap of ``text`` that ``gap_ok`` accepts."""
+    group = [spans[-1]]
+    for prev in reversed(spans[:-1]):
+        if prev[1] > group[0][0] or not gap_ok(text[prev[1] : group[0][0]]):  # nested, or too far apart
             break
         group.insert(0, prev)
-    return [g[2] for g in group]
+    return group
 
 
 def _last_sentence(text: str) -> str:
