@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -262,6 +263,47 @@ def test_group_by_length_batches_rows_of_similar_length(
     spread = sum(max(b) - min(b) for b in batches) / len(batches)
     assert (spread < 20) if group else (spread > 40), spread
     assert json.loads((tmp_path / "rm" / "train_rm_config.json").read_text())["group_by_length"] is group
+
+
+def test_bf16_trains_in_bf16_over_fp32_weights_on_a_cpu(tiny_paths: TinyPaths, tmp_path: Path) -> None:
+    """``train-rm --bf16`` on a CPU: the layers compute in bf16 (autocast), the weights and the saved model stay
+    fp32, and the attention is eager (torch's CPU flash-attention backward is slow in bf16)."""
+    from transformers import TrainerCallback
+
+    data = write_jsonl(tmp_path / "train.jsonl", digit_rows(96))
+    seen: dict = {"dtypes": set()}
+
+    class Spy(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            seen.update(bf16=args.bf16, attention=model.config._attn_implementation)
+
+    def record(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            seen["dtypes"].add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        metrics = train_rm(
+            RMTrainConfig(
+                data=[str(data)],
+                out=str(tmp_path / "rm"),
+                model=str(tiny_paths.rm_dir),
+                epochs=2,
+                learning_rate=2e-3,
+                batch_size=16,
+                max_length=96,
+                eval_split=0.25,
+                bf16=True,
+            ),
+            callbacks=[Spy()],
+        )
+    finally:
+        hook.remove()
+    assert seen["bf16"] is True and seen["attention"] == "eager"
+    assert torch.bfloat16 in seen["dtypes"]
+    assert math.isfinite(metrics["train_loss"])
+    rm = VerifyRM.from_pretrained(tmp_path / "rm", device="cpu")
+    assert {p.dtype for p in rm.model.parameters()} == {torch.float32}
 
 
 def test_training_loads_fp32_weights(

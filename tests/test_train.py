@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoConfig
 
 from cooper.data.rows import DataError
 from cooper.rl.build import load_prompts
@@ -87,8 +88,8 @@ def test_static_rm_stays_frozen(models, tmp_path, digits_train_config):
     captured = {}
     real = train_mod.build_reward
 
-    def keep(cfg, rm_dir):
-        captured["reward"] = real(cfg, rm_dir)
+    def keep(cfg, rm_dir, **kw):
+        captured["reward"] = real(cfg, rm_dir, **kw)
         return captured["reward"]
 
     train_mod.build_reward = keep
@@ -99,6 +100,45 @@ def test_static_rm_stays_frozen(models, tmp_path, digits_train_config):
     after = {k: v.detach().cpu() for k, v in captured["reward"].rm.model.state_dict().items()}
     before = _weights(models["rm"])
     assert not _changed({k: before[k] for k in before}, {k: after[k] for k in before})
+
+
+def test_bf16_on_a_cpu_computes_the_policy_and_the_rm_in_bf16(models, tmp_path, digits_train_config):
+    """``grpo.bf16: true`` on a CPU: the policy and the co-trained RM compute under bf16 autocast with eager
+    attention, over fp32 weights that train and are saved in fp32."""
+    from cooper.rl.build import grpo_config
+
+    cfg = digits_train_config(tmp_path, "cooper", max_steps=2, bf16=True)
+    assert grpo_config(cfg).model_init_kwargs == {"attn_implementation": "eager"}
+    outputs: set[tuple[int, torch.dtype]] = set()
+
+    def record(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            outputs.add((module.out_features, output.dtype))
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        summary = train(cfg)
+    finally:
+        hook.remove()
+    assert summary["steps"] == 2
+    vocab = AutoConfig.from_pretrained(models["policy"]).vocab_size
+    assert (vocab, torch.bfloat16) in outputs  # the policy's head
+    assert (1, torch.bfloat16) in outputs  # the RM's score head
+    for name in ("policy", "reward_model"):
+        saved = _weights(tmp_path / name)
+        assert {t.dtype for t in saved.values()} == {torch.float32}, name
+    assert _changed(_weights(models["rm"]), _weights(tmp_path / "reward_model"))
+
+
+def test_grpo_config_keeps_a_users_attention_choice(tmp_path, digits_train_config):
+    from cooper.rl.build import grpo_config
+
+    chosen = {"attn_implementation": "sdpa", "dtype": "float32"}
+    assert (
+        grpo_config(digits_train_config(tmp_path, bf16=True, model_init_kwargs=chosen)).model_init_kwargs
+        == chosen
+    )
+    assert grpo_config(digits_train_config(tmp_path)).model_init_kwargs is None  # fp32: transformers' default
 
 
 def test_resume_continues_with_the_saved_rm(models, tmp_path, digits_train_config):

@@ -228,6 +228,12 @@ def _add_train_rm(sub: Subparsers) -> None:
         help="batches of rows of similar length: less padding, faster on CPU (another data order)",
     )
     p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        help="compute in bf16 over fp32 weights (default: on a GPU that supports it). On a CPU with bf16 "
+        "instructions it trains faster: the demo's RM in 105 s instead of 150 on 2 cores (bench/cpu_bf16.py)",
+    )
+    p.add_argument(
         "--save-steps", type=_positive_int, default=200, help="checkpoint (and eval) every N steps"
     )
     p.add_argument("--seed", type=_seed, default=0)

@@ -36,8 +36,8 @@ def test_nan_and_inf_in_rm_loss_and_scores_are_skipped_counted_and_training_cont
     returned: list[list[float]] = []
     real_build = train_mod.build_reward
 
-    def build_with_faults(cfg, rm_dir):
-        reward = real_build(cfg, rm_dir)
+    def build_with_faults(cfg, rm_dir, **kw):
+        reward = real_build(cfg, rm_dir, **kw)
         rm = reward.rm
         real_logits = rm.logits
 

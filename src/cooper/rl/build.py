@@ -25,7 +25,7 @@ from cooper.rl.reward import RewardFunction
 from cooper.rl.rm_update import RMUpdater
 from cooper.rm.model import VerifyRM, check_rm_dir
 from cooper.rm.parallel import outside_zero3
-from cooper.utils.device import bf16_supported, local_device, trainer_precision
+from cooper.utils.device import attention_implementation, bf16_supported, local_device, trainer_precision
 from cooper.utils.dist import all_gather, rank_and_world
 from cooper.utils.endpoints import ChatClient
 from cooper.utils.models import check_model_dir
@@ -141,6 +141,12 @@ def grpo_config(cfg: TrainConfig) -> GRPOConfig:
     # Checkpoint rotation is cooper's (see rotate_checkpoints): the Trainer deletes old checkpoints inside its
     # save, before cooper's marker makes the new one complete, so a crash there would leave none to resume.
     kwargs["save_total_limit"] = None
+    attention = attention_implementation(bool(kwargs.get("bf16")))  # "eager" for bf16 on a CPU
+    if attention and "attn_implementation" not in (kwargs.get("model_init_kwargs") or {}):
+        kwargs["model_init_kwargs"] = {
+            **(kwargs.get("model_init_kwargs") or {}),
+            "attn_implementation": attention,
+        }
     try:
         args = GRPOConfig(**kwargs)
     except TypeError as e:
@@ -173,7 +179,10 @@ def _supported_values(name: str) -> list[str]:
     return re.findall(r"'([^']+)'", found.group(1)) if found else []
 
 
-def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
+def build_reward(cfg: TrainConfig, rm_dir: str | None, bf16: bool | None = None) -> Any:
+    """The reward function of ``cfg.reward.mode``. ``bf16``: the trainer's precision (None: bf16 on a GPU that
+    has it); an RM with fp32 weights (a co-trained one, or any on a CPU) then computes under bf16 autocast."""
+    bf16 = bf16_supported() if bf16 is None else bf16
     sources: dict[str, Any] | None = None
     if cfg.reward.mode == "cooper" and "assistant" in cfg.cooper.negatives:
         assert cfg.cooper.assistant is not None  # CooperConfig checks that assistant is set
@@ -190,8 +199,9 @@ def build_reward(cfg: TrainConfig, rm_dir: str | None) -> Any:
                 max_length=cfg.reward.rm_max_length,
                 trust_remote_code=cfg.trust_remote_code,
                 dtype=torch.float32 if train_rm else None,  # fp32 master weights for the RM's own optimizer
+                attn_implementation=attention_implementation(bf16),
             )
-        if train_rm and bf16_supported():
+        if bf16 and rm.model.dtype == torch.float32:
             rm.autocast_dtype = torch.bfloat16
     updater = RMUpdater(rm, cfg.cooper.rm_update) if cfg.reward.mode == "cooper" and rm is not None else None
     return RewardFunction(

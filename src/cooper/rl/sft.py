@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from cooper.data.prompts import user_message
-from cooper.utils.device import trainer_precision
+from cooper.utils.device import attention_implementation, trainer_precision
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ def sft_warm_start(
     seed: int = 0,
     max_length: int = 256,
     callbacks: Sequence[TrainerCallback] = (),
+    bf16: bool | None = None,
 ) -> Path:
-    """Fine-tune on ``examples`` and save to ``out_dir``; ``callbacks``: extra ``TrainerCallback`` objects.
+    """Fine-tune on ``examples`` and save to ``out_dir``; ``callbacks``: extra ``TrainerCallback`` objects;
+    ``bf16``: as :func:`cooper.utils.device.trainer_precision` (None: bf16 on a GPU that has it, else fp32).
 
     ``{"prompt", "completion"}`` rows are user/assistant turns through the model's chat template, with the
     loss on the completion only; ``{"text"}`` rows are plain language modelling (loss on every token, EOS
@@ -52,6 +54,8 @@ def sft_warm_start(
                 "completion": [[{"role": "assistant", "content": e["completion"]}] for e in examples],
             }
         )
+    precision = trainer_precision(bf16)
+    attention = attention_implementation(precision["bf16"])
     args = SFTConfig(
         output_dir=str(Path(out_dir) / "sft-checkpoints"),
         max_steps=max_steps,
@@ -63,7 +67,8 @@ def sft_warm_start(
         save_strategy="no",
         report_to="none",
         seed=seed,
-        **trainer_precision(),
+        **precision,
+        model_init_kwargs={"attn_implementation": attention} if attention else None,
         max_length=max_length,
         completion_only_loss=not plain_text,
         disable_tqdm=True,

@@ -117,7 +117,7 @@ def _train(
     """The run itself: models, the reward, TRL's trainer with cooper's callback, then the final models."""
     out = Path(cfg.output_dir)
     policy_dir, rm_dir = resolve_models(cfg)
-    reward = build_reward(cfg, rm_dir)
+    reward = build_reward(cfg, rm_dir, bf16=args.bf16)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", config_to_dict(cfg))
     trainer = GRPOTrainer(

@@ -99,8 +99,11 @@ class VerifyRM:
         max_length: int | None = None,
         trust_remote_code: bool = False,
         new_head: bool = False,
+        attn_implementation: str | None = None,
     ) -> VerifyRM:
         """Load from a local directory; bf16 on GPU and fp32 on CPU unless ``dtype`` says otherwise.
+        ``attn_implementation``: transformers' attention kernel (None: its default; see
+        :func:`cooper.utils.device.attention_implementation`).
 
         The directory must hold a one-logit sequence classifier whose score head is in the weights (a
         trained VerifyRM). With ``new_head`` (what ``cooper train-rm`` uses to start from a base LM), a
@@ -118,6 +121,7 @@ class VerifyRM:
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
                 output_loading_info=True,
+                **({"attn_implementation": attn_implementation} if attn_implementation else {}),
             )
         except load_errors() as e:
             raise ValueError(f"could not load the reward model from {path}: {type(e).__name__}: {e}") from e

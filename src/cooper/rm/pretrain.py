@@ -36,7 +36,7 @@ from cooper.data.rows import parse_columns
 from cooper.rm.data import check_threshold, load_rm_rows
 from cooper.rm.metrics import score_metrics
 from cooper.rm.model import VerifyRM, check_rm_dir
-from cooper.utils.device import trainer_precision
+from cooper.utils.device import attention_implementation, trainer_precision
 from cooper.utils.io import atomic_write_json, check_output_dir
 from cooper.utils.run_identity import (
     RunMismatch,
@@ -78,6 +78,9 @@ class RMTrainConfig:
     skip_invalid: bool = False
     trust_remote_code: bool = False
     report_to: str = "none"
+    # None: bf16 autocast on a GPU that supports it, fp32 on a CPU; True: bf16 autocast there too (pays on a
+    # CPU with bf16 instructions, utils.device.cpu_computes_bf16); False: fp32
+    bf16: bool | None = None
     progress_bar: bool = True  # the Trainer's tqdm bar (the demo shows its own progress line instead)
 
     def __post_init__(self) -> None:
@@ -173,6 +176,7 @@ def _load_or_build_rm(cfg: RMTrainConfig) -> VerifyRM:
         max_length=cfg.max_length,
         trust_remote_code=cfg.trust_remote_code,
         new_head=True,  # pre-training starts from a base LM: its one-logit head is new
+        attn_implementation=attention_implementation(trainer_precision(cfg.bf16)["bf16"]),
     )
 
 
@@ -263,7 +267,7 @@ def train_rm(cfg: RMTrainConfig, callbacks: Sequence[TrainerCallback] = ()) -> d
         report_to=cfg.report_to,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         disable_tqdm=not cfg.progress_bar,
-        **trainer_precision(),
+        **trainer_precision(cfg.bf16),
         remove_unused_columns=False,
         dataloader_num_workers=0,
     )
@@ -318,6 +322,7 @@ def run_cli(args: argparse.Namespace) -> int:
         skip_invalid=args.skip_invalid,
         trust_remote_code=args.trust_remote_code,
         report_to=args.report_to,
+        bf16=args.bf16,
     )
     metrics = train_rm(cfg)
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
