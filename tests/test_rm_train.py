@@ -614,3 +614,15 @@ def test_eval_rm_unknown_verifier_is_bad_input_before_the_model_loads(
     argv = ["eval-rm", "--model", str(tmp_path / "no-model"), "--data", str(vb), "--verifier", "nope"]
     assert main(argv) == 2
     assert "unknown verifier 'nope'" in caplog.text and "no-model" not in caplog.text
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], None), (["--bf16"], True), (["--no-bf16"], False)])
+def test_train_rm_cli_bf16_flag(
+    flag: list[str], expected: bool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cooper.rm import pretrain
+
+    seen: list[RMTrainConfig] = []
+    monkeypatch.setattr(pretrain, "train_rm", lambda cfg: seen.append(cfg) or {})
+    assert main(["train-rm", "--data", "rows.jsonl", "--out", "rm", *flag]) == 0
+    assert seen[0].bf16 is expected

@@ -296,3 +296,35 @@ def test_trl_logs_join_only_the_steps_trl_logs(tmp_path, digits_train_config, mo
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert 2 in logged and 1 not in logged
     assert [("train/loss" in r) for r in rows] == [r["step"] in logged for r in rows]
+
+
+@pytest.mark.parametrize("bf16", [True, None])
+def test_sft_warm_start_in_bf16_on_a_cpu(bf16, tiny_paths, tmp_path):
+    """``sft_warm_start(bf16=True)`` on a CPU: the policy computes in bf16 with eager attention and is saved in
+    fp32; by default (``bf16=None``) a CPU trains in fp32."""
+    from transformers import TrainerCallback
+
+    from cooper.rl.sft import sft_warm_start
+
+    examples = [{"prompt": f"Digit {d}?", "completion": f"The answer is {d}."} for d in range(10)]
+    seen: dict = {"dtypes": set()}
+
+    class Spy(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            seen.update(bf16=args.bf16, attention=model.config._attn_implementation)
+
+    def record(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            seen["dtypes"].add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        out = sft_warm_start(
+            tiny_paths.policy_dir, examples, tmp_path / "sft", max_steps=2, callbacks=[Spy()], bf16=bf16
+        )
+    finally:
+        hook.remove()
+    assert seen["bf16"] is bool(bf16)
+    assert (seen["attention"] == "eager") is bool(bf16)
+    assert (torch.bfloat16 in seen["dtypes"]) is bool(bf16)
+    assert {t.dtype for t in _weights(out).values()} == {torch.float32}
