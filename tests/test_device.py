@@ -18,6 +18,9 @@ def test_device_and_precision_choices(cuda, bf16, monkeypatch):
     assert dev.local_device() == ("cuda:3" if cuda else "cpu")
     assert dev.bf16_supported() is (cuda and bf16)
     assert dev.trainer_precision() == {"use_cpu": not cuda, "bf16": cuda and bf16}
+    assert (
+        dev.resolve_bf16(None) is (cuda and bf16) and dev.resolve_bf16(True) and not dev.resolve_bf16(False)
+    )
     # the RM loads in bf16 on every GPU; policy sampling falls back to fp16 where bf16 is missing
     assert dev.inference_dtype("cuda:1") == "bfloat16" and dev.inference_dtype("cpu") == "float32"
     assert dev.inference_dtype("cuda", fp16_fallback=True) == ("bfloat16" if bf16 else "float16")

@@ -25,7 +25,7 @@ from cooper.rl.reward import RewardFunction
 from cooper.rl.rm_update import RMUpdater
 from cooper.rm.model import VerifyRM, check_rm_dir
 from cooper.rm.parallel import outside_zero3
-from cooper.utils.device import attention_implementation, bf16_supported, local_device, trainer_precision
+from cooper.utils.device import attention_implementation, local_device, resolve_bf16, trainer_precision
 from cooper.utils.dist import all_gather, rank_and_world
 from cooper.utils.endpoints import ChatClient
 from cooper.utils.models import check_model_dir
@@ -182,7 +182,7 @@ def _supported_values(name: str) -> list[str]:
 def build_reward(cfg: TrainConfig, rm_dir: str | None, bf16: bool | None = None) -> Any:
     """The reward function of ``cfg.reward.mode``. ``bf16``: the trainer's precision (None: bf16 on a GPU that
     has it); an RM with fp32 weights (a co-trained one, or any on a CPU) then computes under bf16 autocast."""
-    bf16 = bf16_supported() if bf16 is None else bf16
+    bf16 = resolve_bf16(bf16)
     sources: dict[str, Any] | None = None
     if cfg.reward.mode == "cooper" and "assistant" in cfg.cooper.negatives:
         assert cfg.cooper.assistant is not None  # CooperConfig checks that assistant is set

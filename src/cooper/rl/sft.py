@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from cooper.data.prompts import user_message
-from cooper.utils.device import attention_implementation, trainer_precision
+from cooper.utils.device import attention_implementation, resolve_bf16, trainer_precision
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,7 @@ def sft_warm_start(
                 "completion": [[{"role": "assistant", "content": e["completion"]}] for e in examples],
             }
         )
-    precision = trainer_precision(bf16)
-    attention = attention_implementation(precision["bf16"])
+    attention = attention_implementation(resolve_bf16(bf16))
     args = SFTConfig(
         output_dir=str(Path(out_dir) / "sft-checkpoints"),
         max_steps=max_steps,
@@ -67,7 +66,7 @@ def sft_warm_start(
         save_strategy="no",
         report_to="none",
         seed=seed,
-        **precision,
+        **trainer_precision(bf16),
         model_init_kwargs={"attn_implementation": attention} if attention else None,
         max_length=max_length,
         completion_only_loss=not plain_text,

@@ -36,7 +36,7 @@ from cooper.data.rows import parse_columns
 from cooper.rm.data import check_threshold, load_rm_rows
 from cooper.rm.metrics import score_metrics
 from cooper.rm.model import VerifyRM, check_rm_dir
-from cooper.utils.device import attention_implementation, trainer_precision
+from cooper.utils.device import attention_implementation, resolve_bf16, trainer_precision
 from cooper.utils.io import atomic_write_json, check_output_dir
 from cooper.utils.run_identity import (
     RunMismatch,
@@ -176,7 +176,7 @@ def _load_or_build_rm(cfg: RMTrainConfig) -> VerifyRM:
         max_length=cfg.max_length,
         trust_remote_code=cfg.trust_remote_code,
         new_head=True,  # pre-training starts from a base LM: its one-logit head is new
-        attn_implementation=attention_implementation(trainer_precision(cfg.bf16)["bf16"]),
+        attn_implementation=attention_implementation(resolve_bf16(cfg.bf16)),
     )
 
 

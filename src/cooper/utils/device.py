@@ -61,10 +61,15 @@ def cpu_computes_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def resolve_bf16(bf16: bool | None) -> bool:
+    """A precision choice made definite: ``None`` is bf16 on a GPU that has it, else fp32; ``True`` is bf16
+    autocast over fp32 weights, on a CPU too."""
+    return bf16_supported() if bf16 is None else bf16
+
+
 def trainer_precision(bf16: bool | None = None) -> dict[str, Any]:
-    """``use_cpu`` and ``bf16`` for transformers' / TRL's training arguments. ``bf16=None``: the GPU in bf16
-    where it can, else the CPU in fp32; ``True``: bf16 autocast over fp32 weights, on a CPU too."""
-    return {"use_cpu": not on_gpu(), "bf16": bf16_supported() if bf16 is None else bf16}
+    """``use_cpu`` and ``bf16`` (:func:`resolve_bf16`) for transformers' / TRL's training arguments."""
+    return {"use_cpu": not on_gpu(), "bf16": resolve_bf16(bf16)}
 
 
 def attention_implementation(bf16: bool) -> str | None:
