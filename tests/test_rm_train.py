@@ -21,6 +21,7 @@ from cooper.rm.model import VerifyRM
 from cooper.rm.pretrain import RMTrainConfig, bce_loss, train_rm
 from cooper.utils.tiny import TinyPaths
 from helpers_data import write_user_verifiers
+from helpers_precision import TrainingSetup, computed_dtypes, linear_outputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -268,21 +269,9 @@ def test_group_by_length_batches_rows_of_similar_length(
 def test_bf16_trains_in_bf16_over_fp32_weights_on_a_cpu(tiny_paths: TinyPaths, tmp_path: Path) -> None:
     """``train-rm --bf16`` on a CPU: the layers compute in bf16 (autocast), the weights and the saved model stay
     fp32, and the attention is eager (torch's CPU flash-attention backward is slow in bf16)."""
-    from transformers import TrainerCallback
-
     data = write_jsonl(tmp_path / "train.jsonl", digit_rows(96))
-    seen: dict = {"dtypes": set()}
-
-    class Spy(TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            seen.update(bf16=args.bf16, attention=model.config._attn_implementation)
-
-    def record(module, inputs, output):
-        if isinstance(module, torch.nn.Linear):
-            seen["dtypes"].add(output.dtype)
-
-    hook = torch.nn.modules.module.register_module_forward_hook(record)
-    try:
+    setup = TrainingSetup()
+    with linear_outputs() as outputs:
         metrics = train_rm(
             RMTrainConfig(
                 data=[str(data)],
@@ -295,12 +284,10 @@ def test_bf16_trains_in_bf16_over_fp32_weights_on_a_cpu(tiny_paths: TinyPaths, t
                 eval_split=0.25,
                 bf16=True,
             ),
-            callbacks=[Spy()],
+            callbacks=[setup],
         )
-    finally:
-        hook.remove()
-    assert seen["bf16"] is True and seen["attention"] == "eager"
-    assert torch.bfloat16 in seen["dtypes"]
+    assert setup.bf16 is True and setup.attention == "eager"
+    assert torch.bfloat16 in computed_dtypes(outputs)
     assert math.isfinite(metrics["train_loss"])
     rm = VerifyRM.from_pretrained(tmp_path / "rm", device="cpu")
     assert {p.dtype for p in rm.model.parameters()} == {torch.float32}

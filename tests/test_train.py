@@ -19,6 +19,7 @@ from cooper.rl.train import train
 from cooper.rm.parallel import sharded_weights
 from cooper.utils.state import load_state
 from helpers_data import DIGITS, DIGITS_INSTRUCTION
+from helpers_precision import TrainingSetup, computed_dtypes, linear_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -109,17 +110,8 @@ def test_bf16_on_a_cpu_computes_the_policy_and_the_rm_in_bf16(models, tmp_path, 
 
     cfg = digits_train_config(tmp_path, "cooper", max_steps=2, bf16=True)
     assert grpo_config(cfg).model_init_kwargs == {"attn_implementation": "eager"}
-    outputs: set[tuple[int, torch.dtype]] = set()
-
-    def record(module, inputs, output):
-        if isinstance(module, torch.nn.Linear):
-            outputs.add((module.out_features, output.dtype))
-
-    hook = torch.nn.modules.module.register_module_forward_hook(record)
-    try:
+    with linear_outputs() as outputs:
         summary = train(cfg)
-    finally:
-        hook.remove()
     assert summary["steps"] == 2
     vocab = AutoConfig.from_pretrained(models["policy"]).vocab_size
     assert (vocab, torch.bfloat16) in outputs  # the policy's head
@@ -302,29 +294,15 @@ def test_trl_logs_join_only_the_steps_trl_logs(tmp_path, digits_train_config, mo
 def test_sft_warm_start_in_bf16_on_a_cpu(bf16, tiny_paths, tmp_path):
     """``sft_warm_start(bf16=True)`` on a CPU: the policy computes in bf16 with eager attention and is saved in
     fp32; by default (``bf16=None``) a CPU trains in fp32."""
-    from transformers import TrainerCallback
-
     from cooper.rl.sft import sft_warm_start
 
     examples = [{"prompt": f"Digit {d}?", "completion": f"The answer is {d}."} for d in range(10)]
-    seen: dict = {"dtypes": set()}
-
-    class Spy(TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            seen.update(bf16=args.bf16, attention=model.config._attn_implementation)
-
-    def record(module, inputs, output):
-        if isinstance(module, torch.nn.Linear):
-            seen["dtypes"].add(output.dtype)
-
-    hook = torch.nn.modules.module.register_module_forward_hook(record)
-    try:
+    setup = TrainingSetup()
+    with linear_outputs() as outputs:
         out = sft_warm_start(
-            tiny_paths.policy_dir, examples, tmp_path / "sft", max_steps=2, callbacks=[Spy()], bf16=bf16
+            tiny_paths.policy_dir, examples, tmp_path / "sft", max_steps=2, callbacks=[setup], bf16=bf16
         )
-    finally:
-        hook.remove()
-    assert seen["bf16"] is bool(bf16)
-    assert (seen["attention"] == "eager") is bool(bf16)
-    assert (torch.bfloat16 in seen["dtypes"]) is bool(bf16)
+    assert setup.bf16 is bool(bf16)
+    assert (setup.attention == "eager") is bool(bf16)
+    assert (torch.bfloat16 in computed_dtypes(outputs)) is bool(bf16)
     assert {t.dtype for t in _weights(out).values()} == {torch.float32}
